@@ -1,0 +1,9 @@
+"""HTTP layer: one Blueprint per resource. Views validate, call a service, shape the answer."""
+from __future__ import annotations
+
+
+def register_blueprints(api) -> None:
+    from bridge.api import accounts, health
+
+    for module in (health, accounts):
+        api.register_blueprint(module.blp)

@@ -1,0 +1,133 @@
+"""`aurareels-bridge`: migrate, serve, worker, up, reencrypt-tokens."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+
+from bridge.config import ConfigError, Settings
+
+log = logging.getLogger("bridge.cli")
+
+
+def _settings(embedded: bool = False) -> Settings:
+    try:
+        return Settings.from_env(embedded=embedded)
+    except ConfigError as exc:
+        print(f"aurareels-bridge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _runtime(settings: Settings):
+    from bridge.runtime import Runtime
+
+    try:
+        return Runtime.from_settings(settings)
+    except ValueError as exc:  # the vault refuses an empty key
+        print(f"aurareels-bridge: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_migrate(args) -> int:
+    from bridge.store.migrate import migrate
+
+    rt = _runtime(_settings())
+    applied = migrate(rt.engine, rt.settings.table_prefix)
+    print(f"applied: {', '.join(applied)}" if applied else "database is up to date")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from werkzeug.serving import run_simple
+
+    from bridge.app import create_app
+
+    app = create_app(runtime=_runtime(_settings()))
+    print(f"serving on http://{args.host}:{args.port}", flush=True)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from bridge.worker import run_worker
+
+    return run_worker(_runtime(_settings()), burst=args.burst)
+
+
+def cmd_up(args) -> int:
+    """All in one: migrate, the API in a thread, the worker in the main thread."""
+    from werkzeug.serving import make_server
+
+    from bridge.app import create_app
+    from bridge.store.migrate import migrate
+    from bridge.worker import run_worker
+
+    settings = _settings(embedded=True)
+    rt = _runtime(settings)
+    migrate(rt.engine, settings.table_prefix)
+    app = create_app(runtime=rt)
+    server = make_server(args.host, args.port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
+    url = f"http://{args.host}:{server.server_port}"
+    print(f"AuraReels Social Bridge is up at {url}", flush=True)
+    print(f"  health:  {url}/wp-json/aurareels/v1/social/health", flush=True)
+    print(f"  docs:    {url}/wp-json/aurareels/v1/social/docs", flush=True)
+    print(f"  database: {settings.database_url.split('://', 1)[0]}, queue: "
+          f"{'embedded' if rt.redis_is_embedded else 'redis'}, sandbox: {'on' if settings.sandbox else 'off'}",
+          flush=True)
+    if not settings.redis_url:
+        print(f"  demo login (WordPress user 1, 24 h): {_demo_token(settings)}", flush=True)
+    try:
+        return run_worker(rt, burst=False, embedded=True)
+    finally:
+        server.shutdown()
+
+
+def _demo_token(settings: Settings) -> str:
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    claims = {"iss": settings.wp_url, "iat": now, "nbf": now, "exp": now + 86400, "data": {"user": {"id": "1"}}}
+    return jwt.encode(claims, settings.jwt_secret, algorithm=settings.jwt_algorithm)
+
+
+def cmd_reencrypt(args) -> int:
+    from bridge.services.vault import reencrypt_all
+
+    rt = _runtime(_settings())
+    counts = reencrypt_all(rt)
+    print(f"re-encrypted {counts['updated']} of {counts['seen']} token values under the current key"
+          + (f"; {counts['failed']} could not be decrypted (left as they were)" if counts["failed"] else ""))
+    return 1 if counts["failed"] else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from bridge.logs import setup_logging
+
+    parser = argparse.ArgumentParser(prog="aurareels-bridge", description="AuraReels Social Bridge")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="apply sql/ to AURAREELS_DATABASE_URL (idempotent)").set_defaults(fn=cmd_migrate)
+    for name, fn, helptext in (
+        ("serve", cmd_serve, "the HTTP API only"),
+        ("up", cmd_up, "all in one: migrate, API, worker, scheduler, sweeper"),
+    ):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--port", type=int, default=8080)
+        p.set_defaults(fn=fn)
+    w = sub.add_parser("worker", help="RQ worker with scheduler, sweeper and periodic jobs")
+    w.add_argument("--burst", action="store_true", help="drain the queues and exit")
+    w.set_defaults(fn=cmd_worker)
+    sub.add_parser("reencrypt-tokens", help="re-encrypt every stored token under the current key").set_defaults(
+        fn=cmd_reencrypt
+    )
+    args = parser.parse_args(argv)
+    setup_logging()
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""JSON log lines with secrets scrubbed.
+
+Every record passes `redact()`, which masks bearer tokens, `access_token=`/`refresh_token=`/
+`client_secret=` style pairs and JSON fields of those names, wherever they come from.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+
+_SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code_verifier|fb_exchange_token|input_token|id_token|password|api_key|x-api-key|appsecret_proof|code)"
+_PATTERNS = [
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]+"), r"\1[redacted]"),
+    (re.compile(rf"(?i)({_SECRET_KEYS}=)[^&\s\"']+"), r"\1[redacted]"),
+    (re.compile(rf"(?i)(\"{_SECRET_KEYS}\"\s*:\s*\")[^\"]*(\")"), r"\1[redacted]\2"),
+    (re.compile(rf"(?i)('{_SECRET_KEYS}'\s*:\s*')[^']*(')"), r"\1[redacted]\2"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+        }
+        for key in ("request_id", "post_id", "account_id", "platform", "job_id"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # httpx logs full request URLs at INFO; they can carry OAuth codes.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

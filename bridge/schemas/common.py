@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ErrorSchema(Schema):
+    """The error envelope every error answer carries."""
+
+    class Meta:
+        ordered = True
+
+    success = fields.Boolean(required=True, metadata={"example": False})
+    code = fields.String(required=True, metadata={"example": "not_found"})
+    message = fields.String(required=True)
+    errors = fields.Dict(keys=fields.String(), values=fields.Raw())
+
+
+class MessageSchema(Schema):
+    success = fields.Boolean(required=True)
+    message = fields.String(required=True)

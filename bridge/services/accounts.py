@@ -1,0 +1,25 @@
+"""Account use cases."""
+from __future__ import annotations
+
+from bridge.runtime import Runtime
+from bridge.store import accounts as account_store
+from bridge.timefmt import fmt
+
+
+def account_view(row) -> dict:
+    """The public shape of an account (seed 000): never a token."""
+    return {
+        "id": int(row["id"]),
+        "platform": row["platform"],
+        "account_name": row["account_name"],
+        "account_username": row["account_username"],
+        "profile_picture_url": row["profile_picture_url"],
+        "is_active": bool(row["is_active"]),
+        "needs_reconnect": bool(row["needs_reconnect"]),
+        "token_expires_at": fmt(row["token_expires_at"]),
+        "created_at": fmt(row["created_at"]),
+    }
+
+
+def list_accounts(rt: Runtime, user_id: int, platform: str | None = None) -> list[dict]:
+    return [account_view(r) for r in account_store.list_for_user(rt, user_id, platform)]

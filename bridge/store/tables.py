@@ -1,0 +1,154 @@
+"""SQLAlchemy Core mappings of the WordPress tables, exactly as seed 000's DDL defines them.
+
+The prefix comes from configuration, so tables are built per prefix by `Tables(prefix)`.
+Times are naive UTC datetimes: the MySQL session runs with time_zone '+00:00' (see `db.py`).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects import mysql
+
+from bridge.config import PLATFORMS
+
+POST_STATUSES = ("draft", "scheduled", "publishing", "published", "failed", "cancelled")
+
+# BIGINT(20) UNSIGNED on MySQL, INTEGER on SQLite (so that it is SQLite's rowid alias).
+_Id = BigInteger().with_variant(mysql.BIGINT(unsigned=True), "mysql").with_variant(Integer(), "sqlite")
+_LongText = Text().with_variant(mysql.LONGTEXT(), "mysql")
+_Bool = SmallInteger().with_variant(mysql.TINYINT(1), "mysql")
+
+
+def _platform_enum() -> Enum:
+    return Enum(*PLATFORMS, name="platform", native_enum=True, create_constraint=False, validate_strings=True)
+
+
+class Tables:
+    """The three social tables and the uploader table under one prefix."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.metadata = MetaData()
+        self.accounts = Table(
+            f"{prefix}aurareels_social_accounts",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("platform", _platform_enum(), nullable=False),
+            Column("account_id", String(255), nullable=False),
+            Column("account_name", String(255), nullable=False),
+            Column("account_username", String(255)),
+            Column("account_email", String(255)),
+            Column("profile_picture_url", Text),
+            Column("access_token", Text, nullable=False),
+            Column("refresh_token", Text),
+            Column("token_expires_at", DateTime),
+            Column("token_scope", Text),
+            Column("is_active", _Bool, server_default="1"),
+            Column("last_token_refresh", DateTime),
+            Column("metadata", _LongText),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            # Bridge additions (sql/*/0003): an account that must be connected again, and why.
+            Column("needs_reconnect", _Bool, nullable=False, server_default="0"),
+            Column("reconnect_reason", String(255)),
+            UniqueConstraint("platform", "account_id", "wp_user_id", name="unique_platform_account"),
+            Index("user_platform", "wp_user_id", "platform"),
+            Index("active_accounts", "is_active", "platform"),
+        )
+        self.posts = Table(
+            f"{prefix}aurareels_social_posts",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("video_job_id", String(255), nullable=False),
+            Column(
+                "social_account_id",
+                _Id,
+                ForeignKey(f"{prefix}aurareels_social_accounts.id", ondelete="CASCADE"),
+                nullable=False,
+            ),
+            Column("platform", _platform_enum(), nullable=False),
+            Column(
+                "status",
+                Enum(*POST_STATUSES, name="status", native_enum=True, create_constraint=False),
+                server_default="draft",
+            ),
+            Column("scheduled_at", DateTime),
+            Column("published_at", DateTime),
+            Column("platform_post_id", String(255)),
+            Column("platform_post_url", Text),
+            Column("video_url", Text, nullable=False),
+            Column("thumbnail_url", Text),
+            Column("caption", Text),
+            Column("hashtags", Text),
+            Column("mentions", Text),
+            Column("location", String(255)),
+            Column("privacy_level", String(50), server_default="PUBLIC"),
+            Column("allow_comments", _Bool, server_default="1"),
+            Column("allow_duet", _Bool, server_default="1"),
+            Column("allow_stitch", _Bool, server_default="1"),
+            Column("error_message", Text),
+            Column("retry_count", Integer, server_default="0"),
+            Column("last_retry_at", DateTime),
+            Column("metadata", _LongText),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            Index("user_posts", "wp_user_id", "status"),
+            Index("scheduled_posts", "status", "scheduled_at"),
+            Index("video_job", "video_job_id"),
+            Index("social_account", "social_account_id"),
+            Index("platform_status", "platform", "status"),
+        )
+        self.analytics = Table(
+            f"{prefix}aurareels_social_analytics",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column(
+                "social_post_id",
+                _Id,
+                ForeignKey(f"{prefix}aurareels_social_posts.id", ondelete="CASCADE"),
+                nullable=False,
+            ),
+            Column("views", BigInteger, server_default="0"),
+            Column("likes", BigInteger, server_default="0"),
+            Column("comments", BigInteger, server_default="0"),
+            Column("shares", BigInteger, server_default="0"),
+            Column("engagement_rate", Numeric(5, 2)),
+            Column("last_synced_at", DateTime),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            UniqueConstraint("social_post_id", name="unique_post_analytics"),
+        )
+        # Read only: the uploader plugin owns this table.
+        self.videos = Table(
+            f"{prefix}chavetas_video_uploader",
+            self.metadata,
+            Column("id", _Id, primary_key=True),
+            Column("job_id", String(255), nullable=False),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("mp4_url", Text),
+            Column("thumbnail_url", Text),
+        )
+
+
+@lru_cache(maxsize=8)
+def tables_for(prefix: str) -> Tables:
+    return Tables(prefix)

@@ -1,0 +1,48 @@
+"""Times at the edges: responses in UTC `YYYY-MM-DD HH:MM:SS`; requests in that form (read in
+the site's zone) or ISO 8601 with an offset or `Z`."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+WIRE = "%Y-%m-%d %H:%M:%S"
+
+
+def fmt(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.strftime(WIRE)
+
+
+def iso_z(value: datetime) -> str:
+    """A stored naive-UTC time as an ISO 8601 instant with `Z` (what n8n's Wait expects)."""
+    return value.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_request_time(raw: str, zone: ZoneInfo) -> datetime:
+    """Parse a request time and return it as naive UTC, to the second.
+
+    Naive values are wall-clock time in `zone` (the WordPress site's zone). A wall time that does
+    not exist (spring forward) is moved forward by the gap; an ambiguous one (fall back) takes the
+    first occurrence (fold=0), as WordPress does. Raises ValueError with a readable message.
+    """
+    text = raw.strip()
+    if not text:
+        raise ValueError("Give a date and time, e.g. 2025-12-25 18:00:00 or 2025-12-25T18:00:00Z.")
+    candidate = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ValueError(
+            f"'{text[:40]}' is not a date and time; use YYYY-MM-DD HH:MM:SS or ISO 8601 with an offset."
+        ) from None
+    if parsed.tzinfo is None:
+        local = parsed.replace(tzinfo=zone, fold=0)
+        as_utc = local.astimezone(timezone.utc)
+        # A non-existent local time does not survive the round trip: move it past the gap.
+        if as_utc.astimezone(zone).replace(tzinfo=None) != parsed:
+            as_utc = parsed.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
+        parsed = as_utc
+    return parsed.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)

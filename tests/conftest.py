@@ -1,0 +1,158 @@
+"""Shared fixtures. Tests talk to the real MariaDB and Redis of this machine.
+
+Each run creates its own MariaDB database (dropped at the end) and uses one Redis database that
+is flushed around every test. Nothing falls back to SQLite or a fake Redis: if a server is not
+reachable the run fails with a message that says which.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import time
+import uuid
+
+import jwt
+import pymysql
+import pytest
+import redis as redis_lib
+from sqlalchemy import delete
+
+from bridge.config import Settings
+from bridge.runtime import Runtime
+from bridge.store.db import make_engine
+from bridge.store.migrate import migrate
+
+MYSQL_HOST = os.environ.get("AURAREELS_TEST_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("AURAREELS_TEST_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("AURAREELS_TEST_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("AURAREELS_TEST_MYSQL_PASSWORD", "")
+REDIS_URL = os.environ.get("AURAREELS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+# Known fake secrets: the security suite asserts none of them ever shows in a log or a response.
+JWT_SECRET = "test-jwt-secret-Zq8v-0123456789abcdef"
+VAULT_KEY = "test-vault-key-K3yM4t3r1al"
+INTERNAL_KEY = "test-internal-key-9Hn2-internal"
+WP_URL = "https://site.example"
+FAKE_SECRETS = (JWT_SECRET, VAULT_KEY, INTERNAL_KEY)
+
+
+def mysql_connect(database: str | None = None):
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
+                           database=database, autocommit=True, charset="utf8mb4")
+
+
+def mysql_url(database: str) -> str:
+    auth = MYSQL_USER + (f":{MYSQL_PASSWORD}" if MYSQL_PASSWORD else "")
+    return f"mysql+pymysql://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/{database}"
+
+
+@pytest.fixture(scope="session")
+def fresh_database():
+    """A factory of empty MariaDB databases, all dropped when the session ends."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"aurareels_t_{uuid.uuid4().hex[:10]}"
+        try:
+            conn = mysql_connect()
+        except pymysql.err.OperationalError as exc:  # pragma: no cover - environment problem
+            pytest.fail(f"MariaDB is not reachable at {MYSQL_HOST}:{MYSQL_PORT} ({exc}); start it first", False)
+        with conn:
+            conn.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        made.append(name)
+        return name
+
+    yield make
+    with mysql_connect() as conn:
+        for name in made:
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database) -> str:
+    url = mysql_url(fresh_database())
+    engine = make_engine(url)
+    migrate(engine, "wp_")
+    engine.dispose()
+    return url
+
+
+def base_env(**overrides) -> dict[str, str]:
+    env = {
+        "AURAREELS_TABLE_PREFIX": "wp_",
+        "AURAREELS_REDIS_URL": REDIS_URL,
+        "AURAREELS_SOCIAL_ENCRYPTION_KEY": VAULT_KEY,
+        "JWT_AUTH_SECRET_KEY": JWT_SECRET,
+        "AURAREELS_WP_URL": WP_URL,
+        "N8N_API_KEY": INTERNAL_KEY,
+        "AURAREELS_PUBLIC_URL": "http://127.0.0.1:8080",
+        "AURAREELS_FRONTEND_URL": "http://frontend.example",
+        "AURAREELS_SANDBOX": "1",
+    }
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture(scope="session")
+def redis_client():
+    client = redis_lib.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis_lib.exceptions.ConnectionError:  # pragma: no cover - environment problem
+        pytest.fail(f"Redis is not reachable at {REDIS_URL}; start it first", False)
+    return client
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings.from_env(base_env(AURAREELS_DATABASE_URL=database_url))
+
+
+@pytest.fixture(scope="session")
+def shared_engine(database_url):
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def rt(settings, shared_engine, redis_client) -> Runtime:
+    """A runtime on the session database, emptied before each test, and a flushed Redis."""
+    runtime = Runtime.from_settings(settings, engine=shared_engine)
+    t = runtime.tables
+    with shared_engine.begin() as conn:
+        for table in (t.analytics, t.posts, t.accounts, t.videos):
+            conn.execute(delete(table))
+    redis_client.flushdb()
+    yield runtime
+    redis_client.flushdb()
+
+
+@pytest.fixture
+def app(rt):
+    from bridge.app import create_app
+
+    application = create_app(runtime=rt)
+    application.testing = True
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def make_jwt(user_id=1, *, secret: str = JWT_SECRET, algorithm: str = "HS256", iss: str = WP_URL,
+             ttl: int = 3600, **claims) -> str:
+    now = int(time.time())
+    payload = {"iss": iss, "iat": now, "nbf": now, "exp": now + ttl, "data": {"user": {"id": str(user_id)}}}
+    payload.update(claims)
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def auth(user_id=1, **kw) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_jwt(user_id, **kw)}"}
+
+
+def random_token(prefix: str) -> str:
+    return f"{prefix}.{secrets.token_urlsafe(24)}"
