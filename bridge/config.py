@@ -62,6 +62,7 @@ class Settings:
     media_hosts_allowed: tuple[str, ...]
     credentials: Mapping[str, AppCredentials] = field(repr=False)
     meta_webhook_verify_token: str | None = field(repr=False)
+    http_timeout: float = 60.0
     max_body_bytes: int = 1_048_576
 
     @property
@@ -172,7 +173,16 @@ class Settings:
         if algorithm not in ("HS256", "HS384", "HS512"):
             raise ConfigError("AURAREELS_JWT_ALGORITHM must be HS256, HS384 or HS512")
 
+        timeout_raw = get("AURAREELS_HTTP_TIMEOUT") or "60"
+        try:
+            http_timeout = float(timeout_raw)
+            if http_timeout <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("AURAREELS_HTTP_TIMEOUT must be a positive number of seconds") from None
+
         return cls(
+            http_timeout=http_timeout,
             database_url=database_url,
             table_prefix=prefix,
             redis_url=redis_url,

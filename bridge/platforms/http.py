@@ -1,0 +1,148 @@
+"""The one way out to the network for every platform call.
+
+`PlatformHttp` sets timeouts and the User-Agent, rewrites hosts named in `AURAREELS_HOST_MAP`,
+sends everything else to the in-process emulators when `AURAREELS_SANDBOX=1`, logs each call with
+tokens redacted, and turns transport failures into the error taxonomy: a failure before the
+request was sent is `Transient`; a timeout or a dropped connection after a non-idempotent request
+was sent is `UnknownOutcome`.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from bridge import __version__
+from bridge.config import Settings
+from bridge.logs import redact
+from bridge.platforms.errors import Transient, UnknownOutcome
+
+log = logging.getLogger("bridge.platforms.http")
+
+USER_AGENT = f"AuraReelsSocialBridge/{__version__} (+https://aurareels.example/bridge)"
+
+_sandbox_lock = threading.Lock()
+_sandbox_transport: httpx.BaseTransport | None = None
+
+
+def sandbox_transport() -> httpx.BaseTransport:
+    """The in-process transport to the emulators (one per process, shared state)."""
+    global _sandbox_transport
+    with _sandbox_lock:
+        if _sandbox_transport is None:
+            from bridge.sandbox.core import sandbox_app
+
+            _sandbox_transport = httpx.WSGITransport(app=sandbox_app())
+        return _sandbox_transport
+
+
+def map_url(url: str, host_map: dict[str, str]) -> str:
+    """Rewrite `url` when its host is named in the host map: the mapped base URL (scheme, host,
+    port and any path prefix) replaces scheme and host; path and query are kept."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    target = host_map.get(host) or (host_map.get(f"{host}:{parts.port}") if parts.port else None)
+    if not target:
+        return url
+    base = urlsplit(target)
+    path = base.path.rstrip("/") + (parts.path or "/")
+    return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
+
+
+class PlatformHttp:
+    """HTTP for one platform. Create with `PlatformHttp(settings, "tiktok")`."""
+
+    def __init__(self, settings: Settings, platform: str, *, timeout: httpx.Timeout | None = None):
+        self.settings = settings
+        self.platform = platform
+        self.timeout = timeout or httpx.Timeout(connect=10.0, read=settings.http_timeout,
+                                                write=max(settings.http_timeout, 120.0), pool=10.0)
+        self._clients: dict[str, httpx.Client] = {}
+
+    def url(self, url: str) -> str:
+        """The URL as it will be called (host map applied)."""
+        return map_url(url, dict(self.settings.host_map))
+
+    def browser_url(self, url: str) -> str:
+        """A URL a browser opens (the authorize page). The host map applies; in sandbox mode the
+        emulators' consent pages are served by the bridge itself under `/_sandbox/`."""
+        mapped = self.url(url)
+        if mapped != url or not self.settings.sandbox:
+            return mapped
+        parts = urlsplit(url)
+        return f"{self.settings.public_url}/_sandbox/{parts.hostname}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+    def _client_for(self, url: str) -> httpx.Client:
+        host = (urlsplit(url).hostname or "").lower()
+        in_sandbox = self.settings.sandbox and url == self.url(url) and not _is_loopback_host(host)
+        key = "sandbox" if in_sandbox else "net"
+        client = self._clients.get(key)
+        if client is None:
+            client = httpx.Client(
+                timeout=self.timeout,
+                headers={"User-Agent": USER_AGENT},
+                follow_redirects=False,
+                transport=sandbox_transport() if in_sandbox else None,
+            )
+            self._clients[key] = client
+        return client
+
+    def request(self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
+        """Send one request and return the response, whatever its status.
+
+        `idempotent` says whether repeating the request is harmless; it defaults to True for GET,
+        HEAD, PUT of a byte range, DELETE and OPTIONS, and False for POST and PATCH. It decides
+        whether a failure after sending is `Transient` or `UnknownOutcome`.
+        """
+        if idempotent is None:
+            idempotent = method.upper() in ("GET", "HEAD", "OPTIONS", "DELETE", "PUT")
+        target = self.url(url)
+        client = self._client_for(url)
+        started = time.perf_counter()
+        try:
+            response = client.request(method, target, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            self._log(method, url, None, started, type(exc).__name__)
+            raise Transient(f"Could not reach {self.platform}; it will be tried again.",
+                            platform=self.platform, code="connect_failed") from None
+        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError) as exc:
+            self._log(method, url, None, started, type(exc).__name__)
+            if idempotent:
+                raise Transient(f"{self.platform} did not answer in time; it will be tried again.",
+                                platform=self.platform, code="timeout") from None
+            raise UnknownOutcome(
+                f"{self.platform} did not answer after the request was sent; checking whether it took effect.",
+                platform=self.platform, code="timeout") from None
+        self._log(method, url, response.status_code, started)
+        return response
+
+    def stream(self, method: str, url: str, **kwargs: Any):
+        """A streaming response context (media downloads)."""
+        return self._client_for(url).stream(method, self.url(url), **kwargs)
+
+    def _log(self, method: str, url: str, status: int | None, started: float, error: str | None = None) -> None:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        log.info(
+            "%s %s -> %s in %sms", method, redact(url.split("?", 1)[0]), status if status is not None else error,
+            elapsed, extra={"platform": self.platform},
+        )
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            if client._transport is not _sandbox_transport:  # the shared sandbox transport stays open
+                client.close()
+        self._clients.clear()
+
+
+def _is_loopback_host(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def iter_chunks(data: bytes, size: int = 65536) -> Iterable[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i:i + size]

@@ -1,0 +1,428 @@
+"""The sandbox: strict emulators of the six platforms, in-process or as an HTTP server.
+
+One `Sandbox` holds a clock, one emulator per platform (and the media host), a bounded request
+log and the faults waiting to fire. It is a WSGI app that finds the emulator for a request by:
+
+* `/_sandbox/control/...`: the control API (reset, advance time, inject faults, read the log);
+* `/_sandbox/<host>/...` or `/<host>/...` where `<host>` is an emulated host: the path names the
+  host (the bridge mounts the sandbox under `/_sandbox/` for browsers, and a host map such as
+  `{"open.tiktokapis.com": "http://127.0.0.1:9100/open.tiktokapis.com"}` keeps it);
+* otherwise the `Host` header (the in-process transport of `AURAREELS_SANDBOX=1`).
+
+An emulator is a model (state and rules, in plain Python) plus routes that parse a request, ask the
+model, and answer in the platform's own shapes and error envelopes. Processing advances with the
+clock or a control call, never with wall time alone, so tests can script it.
+
+Faults (`Fault`) fire on matching requests: a status (5xx), a 429 with Retry-After, a named
+platform error, a timeout, or `lost`: the request takes effect and the client sees a failure.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, ClassVar
+from urllib.parse import urlencode
+
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request, Response
+
+INPROCESS_KEY = "aurareels.sandbox.inprocess"
+
+
+class Clock:
+    """Epoch seconds with an offset that tests move forward."""
+
+    def __init__(self):
+        self.offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += float(seconds)
+
+    def reset(self) -> None:
+        self.offset = 0.0
+
+
+@dataclass
+class Fault:
+    """One injected fault. `kind`: status | rate_limit | error | timeout | lost.
+
+    `method`/`path` (a regex searched in the path) choose the requests; `times` how many fire
+    (0 = every time). `status` for kind=status (default 503) and for `lost` (default 502; with
+    `timeout=True`, `lost` times out instead). `retry_after` for rate_limit. `error` names a
+    platform error the emulator knows (kind=error). `delay` is how long a standalone server
+    waits before answering a timeout (the in-process transport raises a read timeout at once).
+    """
+
+    kind: str
+    method: str | None = None
+    path: str | None = None
+    times: int = 1
+    status: int | None = None
+    retry_after: float | None = None
+    error: str | None = None
+    timeout: bool = False
+    delay: float = 3.0
+    fired: int = 0
+
+    def matches(self, request: Request) -> bool:
+        if self.method and self.method.upper() != request.method:
+            return False
+        if self.path and not re.search(self.path, request.path):
+            return False
+        return self.times == 0 or self.fired < self.times
+
+
+def route(method: str, pattern: str):
+    """Mark an emulator method as the handler of `method` + a full-match path regex."""
+
+    def mark(fn):
+        fn._route = (method.upper(), re.compile(pattern))
+        return fn
+
+    return mark
+
+
+class Emulator:
+    """Base of an emulated platform. Subclasses set `platform`, `hosts`, `defaults`, implement
+    `reset()` (state), routes with `@route`, and the error shapes."""
+
+    platform: ClassVar[str]
+    hosts: ClassVar[tuple[str, ...]]
+    # every numeric limit is configuration (vendors change them): quotas, TTLs, rate limits
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, sandbox: "Sandbox"):
+        self.sandbox = sandbox
+        self.clock = sandbox.clock
+        self.lock = threading.RLock()
+        self.config: dict[str, Any] = dict(self.defaults)
+        self._routes = [
+            (getattr(self, name)._route, getattr(self, name))
+            for name in dir(type(self))
+            if callable(getattr(type(self), name, None)) and hasattr(getattr(type(self), name), "_route")
+        ]
+        self.reset()
+
+    # --- state
+    def reset(self) -> None:
+        """Forget everything (subclasses call super and build their state)."""
+        self.config = dict(self.defaults)
+        # The platform's own record of what was published: the source of truth for duplicates.
+        self.published: list[dict[str, Any]] = []
+
+    def configure(self, **values: Any) -> None:
+        unknown = set(values) - set(self.defaults)
+        if unknown:
+            raise KeyError(f"unknown {self.platform} settings: {', '.join(sorted(unknown))}")
+        self.config.update(values)
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for tests and the control API (JSON-safe)."""
+        return {"published": list(self.published), "config": dict(self.config)}
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    @staticmethod
+    def new_id(prefix: str = "", nbytes: int = 8) -> str:
+        return f"{prefix}{secrets.token_hex(nbytes)}"
+
+    # --- answers
+    def json(self, body: Any, status: int = 200, headers: dict | None = None) -> Response:
+        return Response(json.dumps(body), status=status, headers=headers, content_type="application/json; charset=UTF-8")
+
+    def error_response(self, name: str, request: Request) -> Response:
+        """The platform's error envelope for a named error (used by kind=error faults)."""
+        return self.json({"error": name}, status=400)
+
+    def not_found(self, request: Request) -> Response:
+        return self.json({"error": "not_found", "path": request.path}, status=404)
+
+    def server_error(self, status: int, request: Request) -> Response:
+        return self.json({"error": "server_error"}, status=status)
+
+    def rate_limited(self, retry_after: float, request: Request) -> Response:
+        return self.json({"error": "rate_limited"}, status=429, headers={"Retry-After": str(int(retry_after))})
+
+    # --- dispatch
+    def dispatch(self, request: Request) -> Response:
+        for (method, pattern), handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match:
+                if method != request.method:
+                    continue
+                return handler(request, **match.groupdict())
+        # a known path with another method is the platform's 405, an unknown one its 404
+        for (method, pattern), _ in self._routes:
+            if pattern.fullmatch(request.path):
+                return self.method_not_allowed(request)
+        return self.not_found(request)
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return self.json({"error": "method_not_allowed"}, status=405)
+
+    # --- consent page (the emulated authorize URL)
+    def consent_page(self, request: Request, *, app_name: str, scopes: list[str], hidden: dict[str, str]) -> Response:
+        fields = "".join(
+            f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">' for k, v in hidden.items()
+        )
+        items = "".join(f"<li>{html.escape(s)}</li>" for s in scopes)
+        page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(self.platform)} sandbox: authorize</title>
+<style>body{{font-family:sans-serif;max-width:32rem;margin:3rem auto}}button{{font-size:1.1rem;padding:.5rem 1.5rem;margin-right:1rem}}</style>
+</head><body><h1>{html.escape(app_name)} wants to access your {html.escape(self.platform)} account</h1>
+<p>This is the AuraReels sandbox emulator of {html.escape(self.platform)}. No real account is used.</p>
+<ul>{items}</ul>
+<form method="post" action="">{fields}
+<label>Sandbox account <input name="sandbox_user" value="{html.escape(request.args.get('sandbox_user', 'creator1'))}"></label>
+<p><button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny">Deny</button></p></form></body></html>"""
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    @staticmethod
+    def redirect(url: str, params: dict[str, str]) -> Response:
+        sep = "&" if "?" in url else "?"
+        return Response("", status=302, headers={"Location": f"{url}{sep}{urlencode(params)}"})
+
+
+class Sandbox:
+    """All emulators behind one WSGI app."""
+
+    def __init__(self, platforms: list[str] | None = None):
+        from bridge.platforms.registry import REGISTRY, emulator_class
+        from bridge.sandbox.media import MediaEmulator
+
+        self.clock = Clock()
+        self.log: deque[dict[str, Any]] = deque(maxlen=20000)
+        self.faults: dict[str, list[Fault]] = {}
+        self._lock = threading.Lock()
+        self.emulators: dict[str, Emulator] = {}
+        for platform in platforms or list(REGISTRY):
+            try:
+                cls = emulator_class(platform)
+            except (ImportError, AttributeError):
+                continue  # a platform whose emulator is not written yet
+            self.emulators[platform] = cls(self)
+        self.emulators["media"] = MediaEmulator(self)
+        self.by_host = {host: emu for emu in self.emulators.values() for host in emu.hosts}
+
+    # --- control (Python)
+    def emulator(self, platform: str) -> Emulator:
+        return self.emulators[platform]
+
+    def reset(self, platform: str | None = None) -> None:
+        with self._lock:
+            targets = [self.emulators[platform]] if platform else list(self.emulators.values())
+            for emu in targets:
+                with emu.lock:
+                    emu.reset()
+            if platform:
+                self.faults.pop(platform, None)
+            else:
+                self.faults.clear()
+                self.log.clear()
+                self.clock.reset()
+
+    def inject(self, platform: str, fault: Fault | None = None, **kw: Any) -> Fault:
+        fault = fault or Fault(**kw)
+        with self._lock:
+            self.faults.setdefault(platform, []).append(fault)
+        return fault
+
+    def requests(self, platform: str | None = None) -> list[dict[str, Any]]:
+        return [e for e in list(self.log) if platform is None or e["platform"] == platform]
+
+    def _take_fault(self, platform: str, request: Request) -> Fault | None:
+        with self._lock:
+            for fault in self.faults.get(platform, []):
+                if fault.matches(request):
+                    fault.fired += 1
+                    return fault
+        return None
+
+    # --- WSGI
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        path = request.path
+        if path.startswith("/_sandbox/control"):
+            response = self._control(request)
+            return response(environ, start_response)
+        host, emu = self._route(request)
+        if emu is None:
+            response = Response(json.dumps({"error": "no emulator serves this host", "host": host}), status=404,
+                                content_type="application/json")
+            return response(environ, start_response)
+        response = self._serve(emu, request, environ)
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> tuple[str, Emulator | None]:
+        path = request.environ.get("PATH_INFO", "")
+        segments = path.lstrip("/").split("/", 2)
+        if segments and segments[0] == "_sandbox" and len(segments) > 1 and segments[1] in self.by_host:
+            host = segments[1]
+            request.environ["PATH_INFO"] = "/" + (segments[2] if len(segments) > 2 else "")
+            request.environ["SCRIPT_NAME"] = request.environ.get("SCRIPT_NAME", "") + f"/_sandbox/{host}"
+            request.path = request.environ["PATH_INFO"]  # type: ignore[misc]
+            return host, self.by_host[host]
+        if segments and segments[0] in self.by_host:
+            host = segments[0]
+            request.environ["PATH_INFO"] = "/" + (path.lstrip("/").split("/", 1)[1] if "/" in path.lstrip("/") else "")
+            request.environ["SCRIPT_NAME"] = request.environ.get("SCRIPT_NAME", "") + f"/{host}"
+            request.path = request.environ["PATH_INFO"]  # type: ignore[misc]
+            return host, self.by_host[host]
+        host = (request.host or "").split(":")[0].lower()
+        return host, self.by_host.get(host)
+
+    def _serve(self, emu: Emulator, request: Request, environ) -> Response:
+        started = self.clock.now()
+        fault = self._take_fault(emu.platform, request)
+        inprocess = bool(environ.get(INPROCESS_KEY))
+        try:
+            if fault is None:
+                with emu.lock:
+                    response = emu.dispatch(request)
+            elif fault.kind == "lost":
+                with emu.lock:
+                    emu.dispatch(request)  # the effect happens...
+                response = self._timeout(fault, inprocess) if fault.timeout else emu.server_error(fault.status or 502, request)
+            elif fault.kind == "timeout":
+                response = self._timeout(fault, inprocess)
+            elif fault.kind == "rate_limit":
+                response = emu.rate_limited(fault.retry_after if fault.retry_after is not None else 30, request)
+            elif fault.kind == "error":
+                response = emu.error_response(fault.error or "unknown", request)
+            else:
+                response = emu.server_error(fault.status or 503, request)
+        except HTTPException as exc:
+            response = exc.get_response()
+        self.log.append({
+            "platform": emu.platform, "method": request.method, "path": request.path,
+            "query": _redacted_query(request), "status": response.status_code, "at": started,
+            "fault": fault.kind if fault else None,
+        })
+        return response
+
+    @staticmethod
+    def _timeout(fault: Fault, inprocess: bool) -> Response:
+        if inprocess:
+            import httpx
+
+            raise httpx.ReadTimeout("sandbox: injected timeout")
+        time.sleep(fault.delay)
+        return Response("", status=504)
+
+    # --- control (HTTP)
+    def _control(self, request: Request) -> Response:
+        parts = request.path[len("/_sandbox/control"):].strip("/").split("/")
+        action = parts[0] if parts else ""
+        body = request.get_json(silent=True) or {}
+        platform = body.get("platform") or request.args.get("platform") or (parts[1] if len(parts) > 1 else None)
+        try:
+            if action == "reset" and request.method == "POST":
+                self.reset(platform)
+                return _ok({"reset": platform or "all"})
+            if action == "advance" and request.method == "POST":
+                self.clock.advance(float(body.get("seconds", 0)))
+                return _ok({"offset": self.clock.offset})
+            if action == "faults" and request.method == "POST":
+                spec = {k: v for k, v in body.items() if k != "platform"}
+                fault = self.inject(platform, **spec)
+                return _ok({"fault": asdict(fault)})
+            if action == "requests" and request.method == "GET":
+                return _ok({"requests": self.requests(platform)})
+            if action == "state" and request.method == "GET" and platform in self.emulators:
+                with self.emulators[platform].lock:
+                    return _ok({"state": self.emulators[platform].snapshot()})
+            if action == "config" and request.method == "POST" and platform in self.emulators:
+                self.emulators[platform].configure(**{k: v for k, v in body.items() if k != "platform"})
+                return _ok({"config": self.emulators[platform].config})
+            if action == "process" and request.method == "POST" and platform in self.emulators:
+                emu = self.emulators[platform]
+                with emu.lock:
+                    changed = getattr(emu, "process", lambda **kw: 0)(**{k: v for k, v in body.items() if k != "platform"})
+                return _ok({"processed": changed})
+        except (TypeError, ValueError, KeyError) as exc:
+            return Response(json.dumps({"ok": False, "error": str(exc)}), status=400, content_type="application/json")
+        return Response(json.dumps({"ok": False, "error": "unknown control call"}), status=404,
+                        content_type="application/json")
+
+
+def _ok(body: dict) -> Response:
+    return Response(json.dumps({"ok": True, **body}, default=str), content_type="application/json")
+
+
+_SECRET_PARAMS = re.compile(r"(?i)token|secret|code|verifier|password|key")
+
+
+def _redacted_query(request: Request) -> dict[str, str]:
+    return {k: ("[redacted]" if _SECRET_PARAMS.search(k) else v) for k, v in request.args.items()}
+
+
+_lock = threading.Lock()
+_shared: Sandbox | None = None
+
+
+def shared_sandbox() -> Sandbox:
+    """The process's one sandbox (what `AURAREELS_SANDBOX=1` talks to)."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            _shared = Sandbox()
+        return _shared
+
+
+def sandbox_app() -> Callable:
+    """The WSGI app of the shared sandbox, marked as in-process for the transport."""
+    sandbox = shared_sandbox()
+
+    def app(environ, start_response):
+        environ[INPROCESS_KEY] = True
+        return sandbox(environ, start_response)
+
+    return app
+
+
+def serve(host: str = "127.0.0.1", port: int = 9100, sandbox: Sandbox | None = None):
+    """Run a sandbox as a stand-alone HTTP server (blocking). Returns when interrupted."""
+    from werkzeug.serving import run_simple
+
+    run_simple(host, port, sandbox or Sandbox(), threaded=True, use_reloader=False)
+
+
+def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None):
+    """Start a stand-alone sandbox server in a thread; returns (server, sandbox, base_url)."""
+    from werkzeug.serving import make_server
+
+    sandbox = sandbox or Sandbox()
+    server = make_server(host, port, sandbox, threaded=True)
+    threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
+    return server, sandbox, f"http://{host}:{server.server_port}"
+
+
+def host_map_for(base_url: str, sandbox: Sandbox) -> dict[str, str]:
+    """An AURAREELS_HOST_MAP that sends every emulated host to a stand-alone sandbox server."""
+    return {host: f"{base_url}/{host}" for host in sandbox.by_host}
+
+
+@dataclass
+class TokenRecord:
+    """An issued token, for emulators that model OAuth grants."""
+
+    token: str
+    user: str
+    client_id: str
+    scopes: list[str]
+    expires_at: float
+    kind: str = "access"
+    revoked: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,65 @@
+"""Contract-test fixtures: a stand-alone sandbox server on loopback, reached through
+AURAREELS_HOST_MAP exactly as outside checks reach their own servers (real HTTP, no in-process
+shortcut). Every platform's contract tests use these."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bridge.config import Settings
+from bridge.sandbox.core import host_map_for, start_server
+from tests.conftest import JWT_SECRET, VAULT_KEY, WP_URL
+
+CREDENTIALS = {
+    "TIKTOK_CLIENT_ID": "tt-client-key", "TIKTOK_CLIENT_SECRET": "tt-client-secret-XYZ",
+    "INSTAGRAM_APP_ID": "ig-app-id", "INSTAGRAM_APP_SECRET": "ig-app-secret-XYZ",
+    "FACEBOOK_APP_ID": "fb-app-id", "FACEBOOK_APP_SECRET": "fb-app-secret-XYZ",
+    "YOUTUBE_CLIENT_ID": "yt-client-id", "YOUTUBE_CLIENT_SECRET": "yt-client-secret-XYZ",
+    "TWITTER_CLIENT_ID": "x-client-id", "TWITTER_CLIENT_SECRET": "x-client-secret-XYZ",
+    "LINKEDIN_CLIENT_ID": "li-client-id", "LINKEDIN_CLIENT_SECRET": "li-client-secret-XYZ",
+}
+
+
+@pytest.fixture(scope="session")
+def sandbox_server():
+    server, sandbox, base_url = start_server()
+    yield sandbox, base_url
+    server.shutdown()
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The stand-alone sandbox, reset before each test."""
+    sb, _ = sandbox_server
+    sb.reset()
+    return sb
+
+
+@pytest.fixture
+def sandbox_url(sandbox_server) -> str:
+    return sandbox_server[1]
+
+
+@pytest.fixture
+def platform_settings(sandbox_server) -> Settings:
+    """Settings whose platform hosts all point at the stand-alone sandbox (sandbox mode off)."""
+    sb, base_url = sandbox_server
+    env = {
+        "AURAREELS_DATABASE_URL": "sqlite:///:memory:",
+        "JWT_AUTH_SECRET_KEY": JWT_SECRET,
+        "AURAREELS_WP_URL": WP_URL,
+        "AURAREELS_SOCIAL_ENCRYPTION_KEY": VAULT_KEY,
+        "AURAREELS_PUBLIC_URL": "https://bridge.example",
+        "AURAREELS_SANDBOX": "0",
+        "AURAREELS_HOST_MAP": json.dumps(host_map_for(base_url, sb)),
+        "AURAREELS_HTTP_TIMEOUT": "1",
+        **CREDENTIALS,
+    }
+    return Settings.from_env(env)
+
+
+def media_url(size: int = 2_000_000, duration: float = 15.0, name: str = "clip.mp4", **extra) -> str:
+    from urllib.parse import urlencode
+
+    return f"https://media.sandbox.aurareels.test/videos/{name}?" + urlencode({"size": size, "duration": duration, **extra})
