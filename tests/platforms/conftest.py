@@ -42,10 +42,10 @@ def sandbox_url(sandbox_server) -> str:
 
 
 @pytest.fixture
-def platform_settings(sandbox_server) -> Settings:
-    """Settings whose platform hosts all point at the stand-alone sandbox (sandbox mode off)."""
+def platform_env(sandbox_server) -> dict[str, str]:
+    """The environment of `platform_settings` (child processes build their settings from it)."""
     sb, base_url = sandbox_server
-    env = {
+    return {
         "AURAREELS_DATABASE_URL": "sqlite:///:memory:",
         "JWT_AUTH_SECRET_KEY": JWT_SECRET,
         "AURAREELS_WP_URL": WP_URL,
@@ -56,7 +56,17 @@ def platform_settings(sandbox_server) -> Settings:
         "AURAREELS_HTTP_TIMEOUT": "1",
         **CREDENTIALS,
     }
-    return Settings.from_env(env)
+
+
+@pytest.fixture
+def platform_settings(platform_env) -> Settings:
+    """Settings whose platform hosts all point at the stand-alone sandbox (sandbox mode off)."""
+    return Settings.from_env(platform_env)
+
+
+@pytest.fixture
+def control_url(sandbox_url) -> str:
+    return f"{sandbox_url}/_sandbox/control"
 
 
 def media_url(size: int = 2_000_000, duration: float = 15.0, name: str = "clip.mp4", **extra) -> str:
