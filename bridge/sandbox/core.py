@@ -169,6 +169,10 @@ class Emulator:
                 return self.method_not_allowed(request)
         return self.not_found(request)
 
+    def handles(self, request: Request) -> bool:
+        """Whether one of this emulator's routes matches the path (any method)."""
+        return any(pattern.fullmatch(request.path) for (_, pattern), _ in self._routes)
+
     def method_not_allowed(self, request: Request) -> Response:
         return self.json({"error": "method_not_allowed"}, status=405)
 
@@ -205,7 +209,8 @@ class Sandbox:
         self.clock = Clock()
         self.log: deque[dict[str, Any]] = deque(maxlen=20000)
         self.faults: dict[str, list[Fault]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._shared_state: dict[str, Any] = {}
         self.emulators: dict[str, Emulator] = {}
         for platform in platforms or list(REGISTRY):
             try:
@@ -214,7 +219,26 @@ class Sandbox:
                 continue  # a platform whose emulator is not written yet
             self.emulators[platform] = cls(self)
         self.emulators["media"] = MediaEmulator(self)
-        self.by_host = {host: emu for emu in self.emulators.values() for host in emu.hosts}
+        # Two emulators may share a host (Instagram and Facebook Pages both live on
+        # graph.facebook.com): a request goes to the first whose routes know its path.
+        self.by_host: dict[str, Emulator | _SharedHost] = {}
+        for emu in self.emulators.values():
+            for host in emu.hosts:
+                current = self.by_host.get(host)
+                if current is None:
+                    self.by_host[host] = emu
+                elif isinstance(current, _SharedHost):
+                    current.members.append(emu)
+                else:
+                    self.by_host[host] = _SharedHost([current, emu])
+
+    def shared(self, key: str, factory: Callable[[], Any]) -> Any:
+        """State shared by several emulators of one vendor (e.g. Meta's users, pages and tokens).
+        Reset with the sandbox: `reset()` drops it and the emulators build it again."""
+        with self._lock:
+            if key not in self._shared_state:
+                self._shared_state[key] = factory()
+            return self._shared_state[key]
 
     # --- control (Python)
     def emulator(self, platform: str) -> Emulator:
@@ -223,6 +247,8 @@ class Sandbox:
     def reset(self, platform: str | None = None) -> None:
         with self._lock:
             targets = [self.emulators[platform]] if platform else list(self.emulators.values())
+            if not platform:
+                self._shared_state.clear()
             for emu in targets:
                 with emu.lock:
                     emu.reset()
@@ -283,7 +309,9 @@ class Sandbox:
         host = (request.host or "").split(":")[0].lower()
         return host, self.by_host.get(host)
 
-    def _serve(self, emu: Emulator, request: Request, environ) -> Response:
+    def _serve(self, emu: "Emulator | _SharedHost", request: Request, environ) -> Response:
+        if isinstance(emu, _SharedHost):
+            emu = emu.pick(request)
         started = self.clock.now()
         fault = self._take_fault(emu.platform, request)
         inprocess = bool(environ.get(INPROCESS_KEY))
@@ -355,6 +383,19 @@ class Sandbox:
             return Response(json.dumps({"ok": False, "error": str(exc)}), status=400, content_type="application/json")
         return Response(json.dumps({"ok": False, "error": "unknown control call"}), status=404,
                         content_type="application/json")
+
+
+class _SharedHost:
+    """Several emulators behind one host."""
+
+    def __init__(self, members: list[Emulator]):
+        self.members = members
+
+    def pick(self, request: Request) -> Emulator:
+        for emu in self.members:
+            if emu.handles(request):
+                return emu
+        return self.members[0]
 
 
 def _ok(body: dict) -> Response:
