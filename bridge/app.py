@@ -42,15 +42,21 @@ _HTTP_CODES = {
 
 
 class _WordPressPrefix:
-    """Serve `/wp-json/aurareels/v1/social/...` with the views of `/aurareels/v1/social/...`."""
+    """Serve `/wp-json/aurareels/v1/social/...` with the views of `/aurareels/v1/social/...`.
+    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API."""
 
-    def __init__(self, wsgi_app):
+    def __init__(self, wsgi_app, sandbox: bool = False):
         self.wsgi_app = wsgi_app
+        self.sandbox = sandbox
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == WP_PREFIX or path.startswith(WP_PREFIX + "/"):
             environ["PATH_INFO"] = API_PREFIX + path[len(WP_PREFIX):]
+        elif self.sandbox and path.startswith("/_sandbox/"):
+            from bridge.sandbox.core import sandbox_app
+
+            return sandbox_app()(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 
@@ -139,7 +145,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     register_blueprints(api)
     _register_error_handlers(app)
     _register_docs(app)
-    app.wsgi_app = _WordPressPrefix(app.wsgi_app)
+    app.wsgi_app = _WordPressPrefix(app.wsgi_app, sandbox=settings.sandbox)
     return app
 
 
@@ -151,6 +157,10 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(AuthError)
     def _auth_error(error: AuthError):
         return envelope(error.status, error.code, error.message, headers={"WWW-Authenticate": "Bearer"})
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error):
+        return envelope(400, "invalid_json", "The request body is nested too deeply.")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(DBAPIError)

@@ -156,3 +156,64 @@ def auth(user_id=1, **kw) -> dict[str, str]:
 
 def random_token(prefix: str) -> str:
     return f"{prefix}.{secrets.token_urlsafe(24)}"
+
+
+class WorkerProcess:
+    """A real `aurareels-bridge worker` process on the test database and Redis."""
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        import subprocess
+        import sys
+
+        full_env = dict(os.environ)
+        full_env.update(self.env)
+        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log"), "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "worker"], env=full_env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def kill(self, sig=9):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self):
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except Exception:
+                self.proc.kill()
+        self.log.close()
+
+
+def wait_for(predicate, timeout: float = 15.0, interval: float = 0.05):
+    """Poll `predicate` until it returns a truthy value (returned) or time runs out (AssertionError).
+    Used to wait for an asynchronous effect, never to assert how long something took."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def worker_env(database_url: str, **extra) -> dict[str, str]:
+    return base_env(AURAREELS_DATABASE_URL=database_url, AURAREELS_SWEEP_SECONDS="2", AURAREELS_LEASE_SECONDS="6",
+                    **extra)
+
+
+@pytest.fixture(scope="session")
+def worker(database_url):
+    """One real worker process for the session (sandbox platforms, the session database)."""
+    process = WorkerProcess(worker_env(database_url)).start()
+    yield process
+    process.stop()

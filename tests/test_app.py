@@ -119,11 +119,26 @@ def test_oversized_body_is_413_envelope(client, probe):
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-def test_health_ok(client, prefix):
-    response = client.get(f"{prefix}/health")
-    assert response.status_code == 200
+def test_health_ok_with_a_running_worker(client, worker, prefix):
+    from tests.conftest import wait_for
+
+    response = wait_for(lambda: (r := client.get(f"{prefix}/health")).status_code == 200 and r)
     body = response.get_json()
     assert body["status"] == "ok"
+    assert all(body["checks"][name]["ok"] for name in ("database", "redis", "workers", "scheduler"))
+    assert body["checks"]["workers"]["alive"] >= 1
+
+
+def test_health_degraded_without_workers(app, rt):
+    import redis
+
+    empty = redis.Redis.from_url(rt.settings.redis_url.rsplit("/", 1)[0] + "/14")
+    empty.flushdb()
+    rt._redis = empty  # a Redis no worker uses: no heartbeat, no scheduler
+    response = app.test_client().get("/aurareels/v1/social/health")
+    body = response.get_json()
+    assert response.status_code == 503 and body["status"] == "degraded"
+    assert body["checks"]["workers"]["ok"] is False and body["checks"]["scheduler"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True and body["checks"]["redis"]["ok"] is True
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def register_blueprints(api) -> None:
-    from bridge.api import accounts, health
+    from bridge.api import accounts, health, internal, posts, webhooks
 
-    for module in (health, accounts):
+    for module in (health, accounts, posts, internal, webhooks):
         api.register_blueprint(module.blp)

@@ -1,15 +1,32 @@
 """Accounts: list, connect, callback, refresh, disconnect, quota."""
 from __future__ import annotations
 
+from flask import redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bridge.api.deps import USER_SECURITY, current_user_id, runtime, user_required
-from bridge.schemas.accounts import AccountListSchema, AccountQuerySchema
+from bridge.config import PLATFORMS
+from bridge.errors import NotFound
+from bridge.schemas.accounts import (
+    AccountListSchema,
+    AccountQuerySchema,
+    ConnectSchema,
+    DisconnectedSchema,
+    QuotaSchema,
+    RefreshedSchema,
+)
 from bridge.schemas.common import ErrorSchema
 from bridge.services import accounts as account_service
+from bridge.services import oauth, quota
 
 blp = Blueprint("accounts", __name__, url_prefix="/aurareels/v1/social", description="Connected social accounts")
+
+
+def _platform(platform: str) -> str:
+    if platform not in PLATFORMS:
+        raise NotFound(f"'{platform[:30]}' is not a supported platform.", code="unknown_platform")
+    return platform
 
 
 @blp.route("/accounts")
@@ -24,3 +41,63 @@ class Accounts(MethodView):
         """Connected accounts of the signed-in user"""
         accounts = account_service.list_accounts(runtime(), current_user_id(), query.get("platform"))
         return {"success": True, "accounts": accounts}
+
+
+@blp.route("/accounts/connect/<string:platform>")
+class Connect(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, ConnectSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Unknown platform")
+    @blp.alt_response(503, schema=ErrorSchema, description="Platform not configured on this site")
+    @blp.doc(security=USER_SECURITY)
+    def post(self, platform):
+        """Start connecting an account: returns the platform's authorize URL"""
+        return oauth.start_connect(runtime(), current_user_id(), _platform(platform))
+
+
+@blp.route("/callback/<string:platform>")
+class Callback(MethodView):
+    @blp.response(302, description="Redirect to the dashboard with status=success or status=error&message=...")
+    def get(self, platform):
+        """OAuth redirect target (the platform sends the browser here)"""
+        rt = runtime()
+        result = oauth.finish_connect(rt, platform, request.args.to_dict())
+        return redirect(oauth.frontend_redirect(rt, result), code=302)
+
+
+@blp.route("/accounts/<int:account_id>/refresh")
+class Refresh(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, RefreshedSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(409, schema=ErrorSchema, description="The account must be connected again")
+    @blp.doc(security=USER_SECURITY)
+    def post(self, account_id):
+        """Refresh the account's token now"""
+        return oauth.refresh_now(runtime(), current_user_id(), account_id)
+
+
+@blp.route("/accounts/<int:account_id>")
+class Account(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, DisconnectedSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.doc(security=USER_SECURITY)
+    def delete(self, account_id):
+        """Disconnect (revoke where the platform allows); its scheduled posts are cancelled"""
+        return oauth.disconnect(runtime(), current_user_id(), account_id)
+
+
+@blp.route("/accounts/<int:account_id>/quota")
+class Quota(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, QuotaSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.doc(security=USER_SECURITY)
+    def get(self, account_id):
+        """Posts left in the platform's rolling 24-hour window"""
+        return quota.quota_view(runtime(), current_user_id(), account_id)

@@ -18,10 +18,12 @@ def _timed(fn) -> dict:
 
 
 def check_health(rt: Runtime) -> dict:
-    checks = {
-        "database": _timed(lambda: _db(rt)),
-        "redis": _timed(lambda: _redis(rt)),
-    }
+    checks = {"database": _timed(lambda: _db(rt)), "redis": _timed(lambda: _redis(rt))}
+    if checks["redis"]["ok"]:
+        checks["workers"] = _timed(lambda: _workers(rt))
+        checks["scheduler"] = _timed(lambda: _scheduler(rt))
+    else:  # heartbeats live in Redis: without it, nothing can be said of workers
+        checks["workers"] = checks["scheduler"] = {"ok": False, "error": "redis unavailable"}
     status = "ok" if all(c["ok"] for c in checks.values()) else "degraded"
     return {"status": status, "checks": checks}
 
@@ -35,3 +37,26 @@ def _db(rt: Runtime) -> dict:
 def _redis(rt: Runtime) -> dict:
     rt.redis.ping()
     return {"embedded": rt.redis_is_embedded}
+
+
+def _workers(rt: Runtime) -> dict:
+    from bridge.worker import HEARTBEAT_PREFIX
+
+    alive = sum(1 for _ in rt.redis.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100))
+    if alive == 0:
+        raise RuntimeError("no worker heartbeat")
+    return {"alive": alive}
+
+
+def _scheduler(rt: Runtime) -> dict:
+    """A worker stamps SCHEDULER_KEY while its RQ scheduler runs; the sweeper stamps each sweep."""
+    from bridge.services.sweeper import LAST_SWEEP, sweep_seconds
+    from bridge.worker import SCHEDULER_KEY
+
+    if not rt.redis.exists(SCHEDULER_KEY):
+        raise RuntimeError("no scheduler")
+    last = rt.redis.get(LAST_SWEEP)
+    age = time.time() - float(last) if last else None
+    if age is None or age > 3 * sweep_seconds() + 10:
+        raise RuntimeError("sweeper is late")
+    return {"last_sweep_seconds_ago": round(age, 1)}

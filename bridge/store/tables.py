@@ -111,6 +111,11 @@ class Tables:
             Column("metadata", _LongText),
             Column("created_at", DateTime, server_default=func.current_timestamp()),
             Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            # Bridge additions (sql/*/0004): stable error code, when the next step is due, lease.
+            Column("error_code", String(64)),
+            Column("next_attempt_at", DateTime),
+            Column("lease_owner", String(64)),
+            Column("lease_until", DateTime),
             Index("user_posts", "wp_user_id", "status"),
             Index("scheduled_posts", "status", "scheduled_at"),
             Index("video_job", "video_job_id"),
@@ -136,6 +141,27 @@ class Tables:
             Column("created_at", DateTime, server_default=func.current_timestamp()),
             Column("updated_at", DateTime, server_default=func.current_timestamp()),
             UniqueConstraint("social_post_id", name="unique_post_analytics"),
+        )
+        # Bridge tables (sql/*/0004).
+        self.requests = Table(
+            f"{prefix}aurareels_bridge_requests",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("route", String(32), nullable=False),
+            Column("idem_key", String(128), nullable=False),
+            Column("request_hash", String(64), nullable=False),
+            Column("status_code", Integer),
+            Column("response", _LongText),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+        )
+        self.webhook_events = Table(
+            f"{prefix}aurareels_bridge_webhook_events",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("source", String(16), nullable=False),
+            Column("event_key", String(64), nullable=False),
+            Column("received_at", DateTime, server_default=func.current_timestamp()),
         )
         # Read only: the uploader plugin owns this table.
         self.videos = Table(

@@ -1,0 +1,1 @@
+"""Domain rules: the post status machine and value types."""

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from bridge.config import PLATFORMS
+from bridge.domain.status import Status
+from bridge.services.posts import PLATFORM_PRIVACY
+
+
+class PublishSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    video_job_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    accounts = fields.List(fields.Integer(strict=False, validate=validate.Range(min=1)), required=True,
+                           validate=validate.Length(min=1, max=30))
+    caption = fields.String(allow_none=True, validate=validate.Length(max=20000))
+    hashtags = fields.List(fields.String(validate=validate.Length(min=1, max=150)), validate=validate.Length(max=100))
+    mentions = fields.List(fields.String(validate=validate.Length(min=1, max=150)), validate=validate.Length(max=100))
+    title = fields.String(allow_none=True, validate=validate.Length(max=500))
+    privacy_level = fields.String(validate=validate.OneOf(PLATFORM_PRIVACY))
+    allow_comments = fields.Boolean()
+    allow_duet = fields.Boolean()
+    allow_stitch = fields.Boolean()
+    location = fields.String(allow_none=True, validate=validate.Length(max=255))
+    thumbnail_url = fields.Url(allow_none=True, schemes=("http", "https"))
+    media_type = fields.String(validate=validate.OneOf(("video", "image", "carousel", "text")))
+    options = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(),
+                          metadata={"description": "Per-platform options, e.g. tiktok_source, facebook_mode"})
+
+
+class ScheduleSchema(PublishSchema):
+    scheduled_at = fields.String(required=True, validate=validate.Length(min=1, max=40), metadata={
+        "example": "2025-12-25 18:00:00",
+        "description": "YYYY-MM-DD HH:MM:SS in the site's zone, or ISO 8601 with an offset or Z"})
+
+
+class RescheduleSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    scheduled_at = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class PostQuerySchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    status = fields.String(validate=validate.OneOf([s.value for s in Status]))
+    platform = fields.String(validate=validate.OneOf(PLATFORMS))
+    from_ = fields.String(data_key="from", validate=validate.Length(max=40))
+    to = fields.String(validate=validate.Length(max=40))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class CreatedPostSchema(Schema):
+    id = fields.Integer(required=True)
+    platform = fields.String(required=True)
+    status = fields.String(required=True)
+    account_name = fields.String()
+    scheduled_at = fields.String()
+
+
+class CreatedPostsSchema(Schema):
+    success = fields.Boolean(required=True)
+    message = fields.String(required=True)
+    posts = fields.List(fields.Nested(CreatedPostSchema), required=True)
+
+
+class PostAccountSchema(Schema):
+    id = fields.Integer(required=True)
+    account_name = fields.String(required=True)
+    account_username = fields.String(allow_none=True)
+    token_expires_at = fields.String(allow_none=True)
+    needs_reconnect = fields.Boolean()
+
+
+class ProgressSchema(Schema):
+    sent = fields.Integer()
+    total = fields.Integer()
+    percent = fields.Float(allow_none=True)
+
+
+class PostSummarySchema(Schema):
+    id = fields.Integer(required=True)
+    platform = fields.String(required=True)
+    status = fields.String(required=True)
+    caption = fields.String(allow_none=True)
+    platform_post_url = fields.String(allow_none=True)
+    scheduled_at = fields.String(allow_none=True)
+    published_at = fields.String(allow_none=True)
+    video_job_id = fields.String(required=True)
+    social_account_id = fields.Integer(required=True)
+    account_name = fields.String(required=True)
+    error_message = fields.String(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    retry_count = fields.Integer()
+
+
+class PostDetailSchema(PostSummarySchema):
+    hashtags = fields.List(fields.String())
+    mentions = fields.List(fields.String())
+    platform_post_id = fields.String(allow_none=True)
+    video_url = fields.String()
+    thumbnail_url = fields.String(allow_none=True)
+    privacy_level = fields.String(allow_none=True)
+    last_retry_at = fields.String(allow_none=True)
+    created_at = fields.String(allow_none=True)
+    progress = fields.Nested(ProgressSchema, allow_none=True)
+    outcome_unconfirmed = fields.Boolean()
+    account = fields.Nested(PostAccountSchema, required=True)
+
+
+class PostListSchema(Schema):
+    success = fields.Boolean(required=True)
+    total = fields.Integer(required=True)
+    page = fields.Integer()
+    per_page = fields.Integer()
+    posts = fields.List(fields.Nested(PostSummarySchema), required=True)
+
+
+class PostEnvelopeSchema(Schema):
+    success = fields.Boolean(required=True)
+    post = fields.Nested(PostDetailSchema, required=True)
+
+
+class RescheduledSchema(Schema):
+    success = fields.Boolean(required=True)
+    message = fields.String(required=True)
+    post = fields.Dict(required=True)
+
+
+class InternalPublishSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    post_id = fields.Integer(required=True, strict=False, validate=validate.Range(min=1))
+    scheduled_at = fields.String(required=True, validate=validate.Length(min=1, max=40))

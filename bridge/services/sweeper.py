@@ -1,0 +1,87 @@
+"""The sweeper: MySQL is the truth, the queue a cache; this makes the cache right again.
+
+Every `SWEEP_SECONDS` (and at worker start) it:
+* enqueues due posts that are still `scheduled` (their wake-up was lost, or n8n never called);
+  run_post fails the ones overdue beyond the missed window with code `missed`;
+* enqueues `publishing` posts whose lease ran out and whose next step is due (a killed worker,
+  a lost follow-up job): they resume from their checkpoint;
+* re-arms the wake-ups of posts due soon, and of every future post after Redis was wiped (a
+  sentinel key that is gone tells), so scheduled posts still go out on time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import timedelta
+
+from rq.job import Job
+from sqlalchemy import or_, select
+
+from bridge.runtime import Runtime
+from bridge.services import scheduler
+from bridge.store.db import utcnow
+
+log = logging.getLogger(__name__)
+
+SENTINEL = "bridge:epoch"
+LAST_SWEEP = "bridge:sweeper:last"
+BATCH = 2000
+
+
+def sweep_seconds() -> float:
+    return float(os.environ.get("AURAREELS_SWEEP_SECONDS", "30"))
+
+
+def _grace(rt: Runtime) -> timedelta:
+    # n8n gets the first chance to wake its posts; RQ's scheduler is due within a second.
+    return timedelta(seconds=30 if rt.settings.scheduler == "n8n" else 5)
+
+
+def redis_was_wiped(rt: Runtime) -> bool:
+    """True once after Redis lost its data (the sentinel is gone); sets it again."""
+    return bool(rt.redis.set(SENTINEL, str(time.time()), nx=True))
+
+
+def rearm(rt: Runtime, horizon: timedelta | None) -> int:
+    """Make sure scheduled posts due within `horizon` (all, when None) have a wake-up."""
+    p = rt.tables.posts
+    now = utcnow()
+    query = select(p.c.id, p.c.scheduled_at, p.c.wp_user_id).where(p.c.status == "scheduled",
+                                                                    p.c.scheduled_at > now)
+    if horizon is not None:
+        query = query.where(p.c.scheduled_at <= now + horizon)
+    with rt.engine.connect() as conn:
+        rows = conn.execute(query.order_by(p.c.scheduled_at).limit(50_000)).all()
+    armed = 0
+    for row in rows:
+        if rt.settings.scheduler == "rq" and Job.exists(scheduler.wake_job_id(row.id), connection=rt.redis):
+            continue
+        if rt.settings.scheduler == "n8n" and horizon is not None:
+            continue  # n8n holds its own wake-ups; the sweep after the due time is the safety net
+        scheduler.hand_over(rt, row.id, row.scheduled_at, int(row.wp_user_id))
+        armed += 1
+    return armed
+
+
+def sweep(rt: Runtime) -> dict:
+    p = rt.tables.posts
+    now = utcnow()
+    grace = _grace(rt)
+    with rt.engine.connect() as conn:
+        due = conn.execute(select(p.c.id).where(p.c.status == "scheduled", p.c.scheduled_at <= now - grace)
+                           .order_by(p.c.scheduled_at).limit(BATCH)).scalars().all()
+        stuck = conn.execute(select(p.c.id).where(
+            p.c.status == "publishing",
+            or_(p.c.lease_until.is_(None), p.c.lease_until < now),
+            or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now - grace),
+        ).limit(BATCH)).scalars().all()
+    for post_id in list(due) + list(stuck):
+        scheduler.enqueue_now(rt, post_id)
+    wiped = redis_was_wiped(rt)
+    armed = rearm(rt, None if wiped else timedelta(seconds=2 * sweep_seconds() + 60))
+    rt.redis.set(LAST_SWEEP, str(time.time()))
+    if due or stuck or armed:
+        log.info("sweep: %d due, %d resumed, %d wake-ups re-armed%s", len(due), len(stuck), armed,
+                 " (redis was wiped)" if wiped else "")
+    return {"due": len(due), "resumed": len(stuck), "rearmed": armed, "redis_wiped": wiped}
