@@ -1,0 +1,926 @@
+"""The YouTube emulator: Google OAuth (web-server flow) and the Data API v3 resumable upload.
+
+Model (state and rules):
+* grants: one per authorization code exchange, holding its access and refresh tokens; revoking
+  any token of a grant revokes all of them. Refresh tokens are issued only with
+  `access_type=offline`, and to a user who consented before only with `prompt=consent`. A refresh
+  answer omits `refresh_token` (Google does not rotate).
+* channels, one per sandbox user (none for the users listed in `users_without_channel`);
+* resumable upload sessions: the declared size and the bytes received so far, never the bytes;
+* videos that move `uploaded -> processed | failed | rejected` when `processing_seconds` of
+  sandbox time have passed or `process()` is called; a scheduled (`publishAt`) private video turns
+  public when the clock passes that time;
+* a project quota in units (or the newer per-method buckets) that resets at midnight Pacific
+  time, a rolling per-channel upload cap, and a short-term per-user request rate.
+
+Answers use Google's shapes: OAuth errors `{"error", "error_description"}`, Data API errors
+`{"error": {"code", "message", "errors": [{"message", "domain", "reason", ...}], "status"}}`.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import hashlib
+import re
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.wrappers import Request, Response
+
+from bridge.sandbox.core import Emulator, TokenRecord, route
+
+ACCOUNTS_HOST = "accounts.google.com"
+OAUTH_HOST = "oauth2.googleapis.com"
+API_HOST = "www.googleapis.com"
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+UPLOAD_SCOPES = {SCOPE_PREFIX + s for s in ("youtube.upload", "youtube", "youtube.force-ssl", "youtubepartner")}
+READ_SCOPES = {SCOPE_PREFIX + s for s in ("youtube.readonly", "youtube", "youtube.force-ssl", "youtubepartner")}
+KNOWN_SCOPES = UPLOAD_SCOPES | READ_SCOPES | {
+    SCOPE_PREFIX + "yt-analytics.readonly", SCOPE_PREFIX + "userinfo.email", SCOPE_PREFIX + "userinfo.profile",
+    "openid", "email", "profile",
+}
+CATEGORIES = {"1", "2", "10", "15", "17", "19", "20", "22", "23", "24", "25", "26", "27", "28", "29"}
+CHANNEL_PARTS = {"id", "snippet", "contentDetails", "statistics", "status", "brandingSettings", "topicDetails"}
+VIDEO_PARTS = {"id", "snippet", "status", "processingDetails", "statistics", "contentDetails", "fileDetails",
+               "player", "recordingDetails", "topicDetails", "localizations", "liveStreamingDetails",
+               "suggestions"}
+INSERT_PARTS = {"snippet", "status", "recordingDetails", "localizations"}
+OWNER_ONLY_PARTS = {"processingDetails", "fileDetails", "suggestions"}
+
+# reason -> (HTTP status, domain, message), as the Data API reports them
+REASONS: dict[str, tuple[int, str, str]] = {
+    "quotaExceeded": (403, "youtube.quota", "The request cannot be completed because you have exceeded your "
+                                            "<a href=\"/youtube/v3/getting-started#quota\">quota</a>."),
+    "uploadLimitExceeded": (400, "youtube.video", "The user has exceeded the number of videos they may upload."),
+    "rateLimitExceeded": (403, "usageLimits", "Rate Limit Exceeded"),
+    "userRateLimitExceeded": (403, "usageLimits", "User Rate Limit Exceeded"),
+    "authError": (401, "global", "Invalid Credentials"),
+    "required": (401, "global", "Login Required."),
+    "youtubeSignupRequired": (401, "youtube.header", "Unauthorized"),
+    "insufficientPermissions": (403, "global", "Insufficient Permission"),
+    "forbidden": (403, "youtube.video", "Access forbidden. The request may not be properly authorized."),
+    "forbiddenPrivacySetting": (403, "youtube.video", "The video's privacy setting is not supported."),
+    "forbiddenLicenseSetting": (403, "youtube.video", "The request attempts to set an invalid license."),
+    "invalidTitle": (400, "youtube.video", "The request metadata specifies an invalid or empty video title."),
+    "invalidDescription": (400, "youtube.video", "The request metadata specifies an invalid video description."),
+    "invalidTags": (400, "youtube.video", "The request metadata specifies invalid video keywords."),
+    "invalidCategoryId": (400, "youtube.video", "The snippet.categoryId property specifies an invalid category ID."),
+    "invalidPublishAt": (400, "youtube.video", "The request metadata specifies an invalid scheduled publishing time."),
+    "invalidVideoMetadata": (400, "youtube.video", "The request metadata is invalid."),
+    "mediaBodyRequired": (400, "youtube.video", "The request does not include the video content."),
+    "missingRequiredParameter": (400, "youtube.parameter", "No filter selected."),
+    "unknownPart": (400, "youtube.part", "Unknown part."),
+    "parseError": (400, "global", "Parse Error"),
+    "badContent": (400, "global", "Unsupported content."),
+    "badRequest": (400, "global", "Bad Request"),
+    "videoNotFound": (404, "youtube.video",
+                      "The video identified by the <code>id</code> parameter could not be found."),
+    "notFound": (404, "global", "Not Found"),
+    "methodNotAllowed": (405, "global", "Method Not Allowed"),
+    "lengthRequired": (411, "global", "Length Required"),
+    "backendError": (503, "global", "Backend Error"),
+}
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                405: "METHOD_NOT_ALLOWED", 410: "NOT_FOUND", 411: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
+                500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+
+# which paths each host serves (the emulator is reachable under all its hosts)
+HOST_PATHS = {
+    ACCOUNTS_HOST: ("/o/oauth2/",),
+    OAUTH_HOST: ("/token", "/revoke"),
+    API_HOST: ("/youtube/v3/", "/upload/youtube/v3/"),
+    "youtube.googleapis.com": ("/youtube/v3/", "/upload/youtube/v3/"),
+}
+
+_CONTENT_RANGE = re.compile(r"bytes (?:(?P<first>\d+)-(?P<last>\d+)|(?P<star>\*))/(?P<total>\d+|\*)")
+
+
+@dataclass
+class UploadSession:
+    id: str
+    user: str
+    channel_id: str
+    total: int
+    content_type: str
+    parts: list[str]
+    snippet: dict[str, Any]
+    status: dict[str, Any]
+    created_at: float
+    received: int = 0
+    video_id: str | None = None
+
+
+@dataclass
+class Video:
+    id: str
+    user: str
+    channel_id: str
+    snippet: dict[str, Any]
+    status: dict[str, Any]
+    uploaded_at: float
+    ready_at: float
+    outcome: str
+    reason: str
+    statistics: dict[str, int] = field(default_factory=lambda: {"viewCount": 0, "likeCount": 0,
+                                                                "favoriteCount": 0, "commentCount": 0})
+
+
+class YouTubeEmulator(Emulator):
+    platform = "youtube"
+    hosts = (ACCOUNTS_HOST, OAUTH_HOST, API_HOST, "youtube.googleapis.com")
+    defaults = {
+        "access_token_ttl": 3599,
+        "code_ttl": 600,
+        # None: refresh tokens of apps "In production" do not expire on a timer (7 days for "Testing")
+        "refresh_token_ttl": None,
+        "refresh_tokens_per_user": 100,
+        "refresh_returns_refresh_token": False,
+        # {client_id: secret}; None registers a client on first use and then holds it to that secret
+        "clients": None,
+        # registered redirect URIs; None accepts any http(s) URI (a code still binds the one it was issued for)
+        "redirect_uris": None,
+        # quota: "units" (videos.insert 1,600 of 10,000/day) or "buckets" (100 insert calls/day + 10,000 units)
+        "quota_model": "units",
+        "quota_units_per_day": 10_000,
+        "insert_cost": 1_600,
+        "list_cost": 1,
+        "insert_calls_per_day": 100,
+        "channel_uploads_per_day": 50,
+        "requests_per_minute": 600,
+        "session_ttl": 86_400,
+        "expired_session_status": 404,
+        "chunk_unit": 256 * 1024,
+        "max_file_bytes": 256 * 1024 ** 3,
+        "complete_status": 201,
+        "processing_seconds": 30,
+        "processing_outcome": "processed",  # processed | failed | rejected
+        "failure_reason": "codec",
+        "rejection_reason": "duplicate",
+        # API projects that have not passed the compliance audit: every upload is locked to private
+        "unverified_project": False,
+        "users_without_channel": [],
+    }
+
+    def reset(self) -> None:
+        super().reset()
+        self.clients: dict[str, str] = {}
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, TokenRecord] = {}
+        self.consented: dict[tuple[str, str], set[str]] = {}
+        self.offline_granted: set[tuple[str, str]] = set()
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.sessions: dict[str, UploadSession] = {}
+        self.videos: dict[str, Video] = {}
+        self.quota_day: str = ""
+        self.quota_units = 0
+        self.quota_inserts = 0
+        self.recent_requests: dict[str, deque[float]] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        self._roll_quota()
+        return {
+            **super().snapshot(),
+            "quota": {"day": self.quota_day, "units": self.quota_units, "insert_calls": self.quota_inserts},
+            "sessions": [{"id": s.id, "total": s.total, "received": s.received, "video_id": s.video_id}
+                         for s in self.sessions.values()],
+            "videos": [{"id": v.id, "channel_id": v.channel_id, "title": v.snippet["title"], **self._status(v)}
+                       for v in self.videos.values()],
+        }
+
+    # ------------------------------------------------------------------ control helpers
+    def process(self, video_id: str | None = None, outcome: str | None = None, reason: str | None = None) -> int:
+        """Finish processing now: one video, or every pending one without arguments. `outcome`
+        (processed | failed | rejected) and `reason` override what the configuration chose."""
+        changed = 0
+        for video in self.videos.values():
+            if video_id and video.id != video_id:
+                continue
+            if video.status["uploadStatus"] != "uploaded":
+                continue
+            video.ready_at = self.now()
+            if outcome:
+                video.outcome = outcome
+            if reason:
+                video.reason = reason
+            self._advance(video)
+            changed += 1
+        return changed
+
+    def set_statistics(self, video_id: str, **counts: int) -> None:
+        """Set a video's counters (viewCount, likeCount, favoriteCount, commentCount)."""
+        self.videos[video_id].statistics.update({k: int(v) for k, v in counts.items()})
+
+    # ------------------------------------------------------------------ answers
+    def api_error(self, reason: str, message: str | None = None, status: int | None = None,
+                  headers: dict | None = None, **where: str) -> Response:
+        default_status, domain, default_message = REASONS.get(reason, (400, "global", reason))
+        status = status or default_status
+        message = message or default_message
+        item = {"message": message, "domain": domain, "reason": reason, **where}
+        return self.json({"error": {"code": status, "message": message, "errors": [item],
+                                    "status": STATUS_NAMES.get(status, "UNKNOWN")}}, status=status, headers=headers)
+
+    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
+        return self.json({"error": error, "error_description": description}, status=status)
+
+    def error_response(self, name: str, request: Request) -> Response:
+        if name == "partialChunk":  # a chunk cut off mid-way: part of it persisted, then a 503
+            with self.lock:
+                return self._receive(request, partial=True)
+        return self.api_error(name)
+
+    def not_found(self, request: Request) -> Response:
+        return self.api_error("notFound")
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return self.api_error("methodNotAllowed")
+
+    def server_error(self, status: int, request: Request) -> Response:
+        return self.api_error("backendError", status=status)
+
+    def rate_limited(self, retry_after: float, request: Request) -> Response:
+        return self.api_error("rateLimitExceeded", status=429, headers={"Retry-After": str(int(retry_after))})
+
+    def dispatch(self, request: Request) -> Response:
+        # each Google host serves only its own paths (a token request to the API host is a 404)
+        host = self._host(request)
+        if host in HOST_PATHS and not request.path.startswith(HOST_PATHS[host]):
+            return self.not_found(request)
+        return super().dispatch(request)
+
+    def _host(self, request: Request) -> str:
+        script = request.environ.get("SCRIPT_NAME", "").rstrip("/").rsplit("/", 1)[-1]
+        return script if script in self.hosts else (request.host or "").split(":")[0].lower()
+
+    # ------------------------------------------------------------------ OAuth: consent
+    @route("GET", r"/o/oauth2/v2/auth")
+    def authorize(self, request: Request) -> Response:
+        problem = self._check_authorize(request)
+        if problem is not None:
+            return problem
+        args = request.args
+        # the form posts back to this same URL, so the query carries every parameter
+        return self.consent_page(request, app_name=f"App {args['client_id']}", scopes=args["scope"].split(" "),
+                                 hidden={})
+
+    @route("POST", r"/o/oauth2/v2/auth")
+    def authorize_decision(self, request: Request) -> Response:
+        problem = self._check_authorize(request)
+        if problem is not None:
+            return problem
+        args = request.args
+        state = {"state": args["state"]} if "state" in args else {}
+        if request.form.get("decision") != "allow":
+            return self.redirect(args["redirect_uri"], {"error": "access_denied", **state})
+        user = request.form.get("sandbox_user") or "creator1"
+        scopes = args["scope"].split(" ")
+        prior = self.consented.get((args["client_id"], user), set())
+        if args.get("include_granted_scopes") == "true":
+            scopes = sorted(set(scopes) | prior)
+        code = "4/0" + secrets.token_urlsafe(32)
+        self.codes[code] = {
+            "client_id": args["client_id"], "redirect_uri": args["redirect_uri"], "scopes": scopes, "user": user,
+            "challenge": args.get("code_challenge"), "method": args.get("code_challenge_method", "plain"),
+            # a refresh token comes with the first offline consent, later only with prompt=consent
+            "refresh": args.get("access_type") == "offline" and (
+                (args["client_id"], user) not in self.offline_granted or "consent" in args.get("prompt", "").split()),
+            "expires_at": self.now() + self.config["code_ttl"], "used": False, "grant": None,
+        }
+        return self.redirect(args["redirect_uri"], {"code": code, "scope": " ".join(scopes), **state})
+
+    def _check_authorize(self, request: Request) -> Response | None:
+        """Google shows its own error page (no redirect) for a bad client, redirect URI or scope."""
+        args = request.args
+        for name in ("client_id", "redirect_uri", "response_type", "scope"):
+            if not args.get(name):
+                return self._error_page(400, "invalid_request", f"Missing required parameter: {name}")
+        clients = self.config["clients"]
+        if clients is not None and args["client_id"] not in clients:
+            return self._error_page(401, "invalid_client", "The OAuth client was not found.")
+        if not self._redirect_ok(args["redirect_uri"]):
+            return self._error_page(400, "redirect_uri_mismatch",
+                                    "The redirect URI in the request does not match the ones authorized for the "
+                                    "OAuth client.")
+        if args["response_type"] != "code":
+            return self._error_page(400, "unsupported_response_type",
+                                    f"Unsupported response type: {args['response_type']}")
+        unknown = [s for s in args["scope"].split(" ") if s not in KNOWN_SCOPES]
+        if unknown:
+            return self._error_page(400, "invalid_scope", f"Some requested scopes were invalid: {unknown}")
+        if args.get("access_type") not in (None, "online", "offline"):
+            return self._error_page(400, "invalid_request", f"Invalid access_type: {args['access_type']}")
+        prompts = args.get("prompt", "").split()
+        if any(p not in ("none", "consent", "select_account") for p in prompts) or (
+                "none" in prompts and len(prompts) > 1):
+            return self._error_page(400, "invalid_request", f"Invalid prompt: {args.get('prompt')}")
+        if args.get("include_granted_scopes") not in (None, "true", "false"):
+            return self._error_page(400, "invalid_request", "Invalid include_granted_scopes.")
+        if args.get("code_challenge") is not None:
+            if args.get("code_challenge_method", "plain") not in ("S256", "plain"):
+                return self._error_page(400, "invalid_request", "Invalid code_challenge_method.")
+            if not 43 <= len(args["code_challenge"]) <= 128:
+                return self._error_page(400, "invalid_request", "Invalid code_challenge.")
+        self.clients.setdefault(args["client_id"], "")
+        return None
+
+    def _redirect_ok(self, uri: str) -> bool:
+        registered = self.config["redirect_uris"]
+        if registered is not None:
+            return uri in registered
+        parts = urlsplit(uri)
+        return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
+
+    @staticmethod
+    def _error_page(status: int, error: str, detail: str) -> Response:
+        page = (f"<!doctype html><title>Error {status}: {error}</title><h1>Access blocked: authorization error</h1>"
+                f"<p>Error {status}: {error}</p><p>{html.escape(detail)}</p>")
+        return Response(page, status=status, content_type="text/html; charset=utf-8")
+
+    # ------------------------------------------------------------------ OAuth: tokens
+    @route("POST", r"/token")
+    def token(self, request: Request) -> Response:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return self.oauth_error("invalid_request", "Invalid request: the body must be "
+                                                       "application/x-www-form-urlencoded.")
+        form = request.form
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        if request.authorization and request.authorization.type == "basic":
+            client_id, secret = request.authorization.username, request.authorization.password
+        if not client_id:
+            return self.oauth_error("invalid_request", "Could not determine client ID from request.")
+        if not self._client_ok(client_id, secret):
+            return self.oauth_error("invalid_client", "Unauthorized", status=401)
+        grant_type = form.get("grant_type")
+        if grant_type == "authorization_code":
+            return self._exchange(form, client_id)
+        if grant_type == "refresh_token":
+            return self._refresh(form, client_id)
+        if not grant_type:
+            return self.oauth_error("unsupported_grant_type", "Missing grant_type.")
+        return self.oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type}")
+
+    def _client_ok(self, client_id: str, secret: str | None) -> bool:
+        if not secret:
+            return False
+        clients = self.config["clients"]
+        if clients is not None:
+            return clients.get(client_id) == secret
+        known = self.clients.get(client_id)
+        if not known:
+            self.clients[client_id] = secret
+            return True
+        return known == secret
+
+    def _exchange(self, form, client_id: str) -> Response:
+        for name in ("code", "redirect_uri"):
+            if not form.get(name):
+                return self.oauth_error("invalid_request", f"Missing required parameter: {name}")
+        record = self.codes.get(form["code"])
+        if record is None or record["client_id"] != client_id or record["expires_at"] < self.now():
+            return self.oauth_error("invalid_grant", "Malformed auth code." if record is None else "Bad Request")
+        if record["used"]:
+            # a replayed code also cancels what it granted (RFC 6749 section 4.1.2)
+            if record["grant"]:
+                self._revoke_grant(record["grant"])
+            return self.oauth_error("invalid_grant", "Bad Request")
+        if form["redirect_uri"] != record["redirect_uri"]:
+            return self.oauth_error("redirect_uri_mismatch", "Bad Request")
+        if record["challenge"]:
+            verifier = form.get("code_verifier")
+            if not verifier:
+                return self.oauth_error("invalid_grant", "Missing code verifier.")
+            expected = verifier if record["method"] == "plain" else base64.urlsafe_b64encode(
+                hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+            if expected != record["challenge"]:
+                return self.oauth_error("invalid_grant", "Invalid code verifier.")
+        record["used"] = True
+        grant = self.new_id("grant-")
+        record["grant"] = grant
+        key = (client_id, record["user"])
+        self.consented[key] = self.consented.get(key, set()) | set(record["scopes"])
+        body = self._issue_access(record["user"], client_id, record["scopes"], grant)
+        if record["refresh"]:
+            self.offline_granted.add(key)
+            body["refresh_token"] = self._issue_refresh(record["user"], client_id, record["scopes"], grant)
+        if "openid" in record["scopes"]:
+            body["id_token"] = self._id_token(record["user"], client_id)
+        return self.json(body)
+
+    def _refresh(self, form, client_id: str) -> Response:
+        if not form.get("refresh_token"):
+            return self.oauth_error("invalid_request", "Missing required parameter: refresh_token")
+        record = self.tokens.get(form["refresh_token"])
+        if (record is None or record.kind != "refresh" or record.revoked or record.client_id != client_id
+                or record.expires_at < self.now()):
+            return self.oauth_error("invalid_grant", "Token has been expired or revoked.")
+        record.extra["last_used"] = self.now()
+        body = self._issue_access(record.user, client_id, record.scopes, record.extra["grant"])
+        if self.config["refresh_returns_refresh_token"]:
+            body["refresh_token"] = record.token
+        return self.json(body)
+
+    def _issue_access(self, user: str, client_id: str, scopes: list[str], grant: str) -> dict[str, Any]:
+        token = "ya29.a0" + secrets.token_urlsafe(40)
+        ttl = self.config["access_token_ttl"]
+        self.tokens[token] = TokenRecord(token, user, client_id, list(scopes), self.now() + ttl,
+                                         extra={"grant": grant})
+        return {"access_token": token, "expires_in": ttl, "scope": " ".join(scopes), "token_type": "Bearer"}
+
+    def _issue_refresh(self, user: str, client_id: str, scopes: list[str], grant: str) -> str:
+        token = "1//0" + secrets.token_urlsafe(48)
+        ttl = self.config["refresh_token_ttl"]
+        expires = self.now() + ttl if ttl else float("inf")
+        self.tokens[token] = TokenRecord(token, user, client_id, list(scopes), expires, kind="refresh",
+                                         extra={"grant": grant, "issued": self.now()})
+        live = sorted((t for t in self.tokens.values() if t.kind == "refresh" and not t.revoked
+                       and t.user == user and t.client_id == client_id), key=lambda t: t.extra["issued"])
+        for old in live[:max(0, len(live) - self.config["refresh_tokens_per_user"])]:
+            old.revoked = True  # past the per-client, per-user cap the oldest refresh token dies
+        return token
+
+    @staticmethod
+    def _id_token(user: str, client_id: str) -> str:
+        def part(data: str) -> str:
+            return base64.urlsafe_b64encode(data.encode()).rstrip(b"=").decode()
+
+        return ".".join((part('{"alg":"none"}'), part(f'{{"sub":"{user}","aud":"{client_id}"}}'), "sandbox"))
+
+    @route("POST", r"/revoke")
+    def revoke(self, request: Request) -> Response:
+        token = request.args.get("token") or request.form.get("token")
+        record = self.tokens.get(token or "")
+        if record is None or record.revoked:
+            return self.oauth_error("invalid_token", "Token expired or revoked")
+        self._revoke_grant(record.extra["grant"])
+        return self.json({})
+
+    def _revoke_grant(self, grant: str) -> None:
+        for record in self.tokens.values():
+            if record.extra.get("grant") == grant:
+                record.revoked = True
+
+    # ------------------------------------------------------------------ Data API: common
+    def _authorize(self, request: Request, scopes: set[str]) -> tuple[TokenRecord | None, Response | None]:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None, self.api_error("required", "Request is missing required authentication credential. "
+                                                    "Expected OAuth 2 access token.", location="Authorization",
+                                        locationType="header")
+        record = self.tokens.get(header[7:].strip())
+        if record is None or record.kind != "access" or record.revoked or record.expires_at < self.now():
+            return None, self.api_error("authError", "Request had invalid authentication credentials. Expected "
+                                                     "OAuth 2 access token.", location="Authorization",
+                                        locationType="header")
+        if not scopes & set(record.scopes):
+            return None, self.api_error("insufficientPermissions", "Request had insufficient authentication scopes.")
+        window = self.recent_requests.setdefault(record.user, deque())
+        now = self.now()
+        while window and window[0] <= now - 60:
+            window.popleft()
+        if len(window) >= self.config["requests_per_minute"]:
+            return None, self.api_error("userRateLimitExceeded")
+        window.append(now)
+        return record, None
+
+    def _roll_quota(self) -> None:
+        day = datetime.fromtimestamp(self.now(), PACIFIC).date().isoformat()
+        if day != self.quota_day:  # project quotas reset at midnight Pacific time
+            self.quota_day, self.quota_units, self.quota_inserts = day, 0, 0
+
+    def _quota_left(self, insert: bool = False) -> bool:
+        self._roll_quota()
+        if insert and self.config["quota_model"] == "buckets":
+            return self.quota_inserts < self.config["insert_calls_per_day"]
+        cost = self.config["insert_cost"] if insert else self.config["list_cost"]
+        return self.quota_units + cost <= self.config["quota_units_per_day"]
+
+    def _charge(self, insert: bool = False, failed: bool = False) -> None:
+        """Spend quota: an insert costs `insert_cost` (or one call of its bucket); a list call or a
+        refused request costs `list_cost`."""
+        self._roll_quota()
+        if insert and not failed and self.config["quota_model"] == "buckets":
+            self.quota_inserts += 1
+        elif insert and not failed:
+            self.quota_units += self.config["insert_cost"]
+        else:
+            self.quota_units += self.config["list_cost"]
+
+    def _parts(self, request: Request, allowed: set[str]) -> tuple[list[str], Response | None]:
+        raw = request.args.get("part")
+        if not raw:
+            return [], self.api_error("required", "Required parameter: part", status=400, location="part",
+                                      locationType="parameter")
+        parts = [p.strip() for p in raw.split(",") if p.strip()]
+        for part in parts:
+            if part not in allowed:
+                return [], self.api_error("unknownPart", f"'{part}'", location="part", locationType="parameter")
+        return parts, None
+
+    def _channel(self, user: str) -> dict[str, Any] | None:
+        if user in self.config["users_without_channel"]:
+            return None
+        if user not in self.channels:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(f"channel:{user}".encode()).digest()).decode()
+            channel_id = "UC" + digest[:22]
+            self.channels[user] = {"id": channel_id, "title": user[:1].upper() + user[1:], "customUrl": f"@{user}",
+                                   "publishedAt": _rfc3339(self.now())}
+        return self.channels[user]
+
+    # ------------------------------------------------------------------ Data API: channels.list
+    @route("GET", r"/youtube/v3/channels")
+    def channels_list(self, request: Request) -> Response:
+        token, problem = self._authorize(request, READ_SCOPES)
+        if problem is not None:
+            return problem
+        parts, problem = self._parts(request, CHANNEL_PARTS)
+        if problem is not None:
+            return problem
+        if not self._quota_left():
+            return self.api_error("quotaExceeded")
+        self._charge()
+        filters = [name for name in ("mine", "id", "forHandle", "forUsername") if request.args.get(name)]
+        if len(filters) != 1:
+            return self.api_error("missingRequiredParameter", "No filter selected. Expected one of: forUsername, "
+                                                              "forHandle, mine, id.", location="parameters.",
+                                  locationType="other")
+        if filters == ["mine"]:
+            channel = self._channel(token.user) if request.args["mine"] == "true" else None
+            found = [(token.user, channel)] if channel else []
+        else:
+            wanted = set(request.args.get("id", "").split(",")) if filters == ["id"] else set()
+            handle = (request.args.get("forHandle") or request.args.get("forUsername") or "").lstrip("@")
+            found = [(u, c) for u, c in self.channels.items() if c["id"] in wanted or u == handle]
+        items = [self._render_channel(user, channel, parts) for user, channel in found]
+        return self.json({"kind": "youtube#channelListResponse", "etag": self.new_id(),
+                          "pageInfo": {"totalResults": len(items), "resultsPerPage": 5}, "items": items})
+
+    def _render_channel(self, user: str, channel: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+        item: dict[str, Any] = {"kind": "youtube#channel", "etag": self.new_id(), "id": channel["id"]}
+        if "snippet" in parts:
+            thumbs = {name: {"url": f"https://yt3.ggpht.example/{channel['id']}=s{size}", "width": size,
+                             "height": size} for name, size in (("default", 88), ("medium", 240), ("high", 800))}
+            item["snippet"] = {"title": channel["title"], "description": "", "customUrl": channel["customUrl"],
+                               "publishedAt": channel["publishedAt"], "thumbnails": thumbs,
+                               "localized": {"title": channel["title"], "description": ""}}
+        if "contentDetails" in parts:
+            item["contentDetails"] = {"relatedPlaylists": {"likes": "", "uploads": "UU" + channel["id"][2:]}}
+        if "statistics" in parts:
+            videos = [v for v in self.videos.values() if v.channel_id == channel["id"]]
+            item["statistics"] = {"viewCount": str(sum(v.statistics["viewCount"] for v in videos)),
+                                  "subscriberCount": "0", "hiddenSubscriberCount": False,
+                                  "videoCount": str(len(videos))}
+        return item
+
+    # ------------------------------------------------------------------ Data API: videos.insert (resumable)
+    @route("POST", r"/upload/youtube/v3/videos")
+    def upload_start(self, request: Request) -> Response:
+        token, problem = self._authorize(request, UPLOAD_SCOPES)
+        if problem is not None:
+            return problem
+        upload_type = request.args.get("uploadType")
+        if upload_type != "resumable":
+            if not upload_type:
+                return self.api_error("mediaBodyRequired")
+            return self.api_error("badRequest", f"This sandbox emulates only uploadType=resumable, not {upload_type}.",
+                                  location="uploadType", locationType="parameter")
+        parts, problem = self._parts(request, INSERT_PARTS)
+        if problem is not None:
+            return problem
+        if not self._quota_left(insert=True):
+            return self.api_error("quotaExceeded")
+        problem = self._check_upload_request(request, token, parts)
+        if problem is not None:
+            self._charge(insert=True, failed=True)  # refused requests still cost quota
+            return problem
+        self._charge(insert=True)
+        body = request.get_json()
+        channel = self._channel(token.user)
+        # without a status part the video takes YouTube's defaults (public)
+        status = {"privacyStatus": "public", **((body.get("status") or {}) if "status" in parts else {})}
+        session = UploadSession(
+            id=secrets.token_urlsafe(24).replace("-", "_"), user=token.user, channel_id=channel["id"],
+            total=int(request.headers["X-Upload-Content-Length"]),
+            content_type=request.headers.get("X-Upload-Content-Type", "application/octet-stream"),
+            parts=parts, snippet=dict(body["snippet"]), status=status, created_at=self.now(),
+        )
+        self.sessions[session.id] = session
+        location = (f"https://{API_HOST}/upload/youtube/v3/videos?uploadType=resumable&part={','.join(parts)}"
+                    f"&upload_id={session.id}")
+        return Response(b"", status=200, headers={"Location": location, "X-GUploader-UploadID": session.id})
+
+    def _check_upload_request(self, request: Request, token: TokenRecord, parts: list[str]) -> Response | None:
+        """The refusals a session start can meet, in the order Google reports them."""
+        if request.mimetype != "application/json":
+            return self.api_error("badContent", f"Unsupported content with type: {request.mimetype or 'none'}")
+        declared = request.headers.get("X-Upload-Content-Length")
+        if declared is None:
+            return self.api_error("required", "Required header: X-Upload-Content-Length", status=400,
+                                  location="X-Upload-Content-Length", locationType="header")
+        if not declared.isdigit() or int(declared) == 0:
+            return self.api_error("badRequest", "Invalid X-Upload-Content-Length.", location="X-Upload-Content-Length",
+                                  locationType="header")
+        if int(declared) > self.config["max_file_bytes"]:
+            return self.api_error("badRequest", "Media larger than the maximum upload size is not accepted.")
+        media_type = request.headers.get("X-Upload-Content-Type")
+        if media_type is not None and not (media_type.startswith("video/") or media_type == "application/octet-stream"):
+            return self.api_error("badContent", f"Media type '{media_type}' is not supported. Valid media types: "
+                                                f"[video/*, application/octet-stream]")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.api_error("parseError")
+        # properties outside the parts named in `part` are ignored, as Google does
+        snippet = body.get("snippet") if "snippet" in parts else None
+        if not isinstance(snippet, dict):
+            return self.api_error("invalidTitle", location="body.snippet.title", locationType="other")
+        problem = self._check_snippet(snippet)
+        if problem is None and "status" in parts:
+            problem = self._check_status(body.get("status") or {})
+        if problem is not None:
+            return problem
+        channel = self._channel(token.user)
+        if channel is None:
+            return self.api_error("youtubeSignupRequired")
+        day_ago = self.now() - 86_400
+        recent = sum(1 for v in self.videos.values() if v.channel_id == channel["id"] and v.uploaded_at > day_ago)
+        if recent >= self.config["channel_uploads_per_day"]:
+            return self.api_error("uploadLimitExceeded")
+        return None
+
+    def _check_snippet(self, snippet: dict[str, Any]) -> Response | None:
+        title = snippet.get("title")
+        if not isinstance(title, str) or not title.strip() or len(title) > 100 or "<" in title or ">" in title:
+            return self.api_error("invalidTitle", location="body.snippet.title", locationType="other")
+        description = snippet.get("description", "")
+        if (not isinstance(description, str) or len(description.encode("utf-8")) > 5000
+                or "<" in description or ">" in description):
+            return self.api_error("invalidDescription", location="body.snippet.description", locationType="other")
+        tags = snippet.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags) or tags_length(tags) > 500:
+            return self.api_error("invalidTags", location="body.snippet.tags", locationType="other")
+        if "categoryId" in snippet and str(snippet["categoryId"]) not in CATEGORIES:
+            return self.api_error("invalidCategoryId", location="body.snippet.categoryId", locationType="other")
+        return None
+
+    def _check_status(self, status: dict[str, Any]) -> Response | None:
+        privacy = status.get("privacyStatus", "public")
+        if privacy not in ("public", "private", "unlisted"):
+            return self.api_error("invalidVideoMetadata", location="body.status.privacyStatus", locationType="other")
+        if "selfDeclaredMadeForKids" in status and not isinstance(status["selfDeclaredMadeForKids"], bool):
+            return self.api_error("invalidVideoMetadata", location="body.status.selfDeclaredMadeForKids",
+                                  locationType="other")
+        if status.get("license", "youtube") not in ("youtube", "creativeCommon"):
+            return self.api_error("forbiddenLicenseSetting")
+        if "publishAt" in status:
+            when = _parse_rfc3339(status["publishAt"])
+            # a scheduled publication needs a private video and a time in the future
+            if when is None or privacy != "private" or when <= self.now():
+                return self.api_error("invalidPublishAt", location="body.status.publishAt", locationType="other")
+        return None
+
+    @route("PUT", r"/upload/youtube/v3/videos")
+    def upload_put(self, request: Request) -> Response:
+        return self._receive(request)
+
+    def _receive(self, request: Request, partial: bool = False) -> Response:
+        """A chunk, a whole body, or a status query (`Content-Range: bytes */total`) on a session.
+        With `partial`, only part of the chunk persists and the answer is a 503."""
+        session = self.sessions.get(request.args.get("upload_id", ""))
+        if session is None:
+            return self.api_error("notFound", "No upload session with that id.")
+        if self.now() > session.created_at + self.config["session_ttl"]:
+            status = self.config["expired_session_status"]
+            return self.api_error("notFound", "The upload session has expired.", status=status)
+        length_header = request.headers.get("Content-Length")
+        if length_header is None or not length_header.isdigit():
+            return self.api_error("lengthRequired")
+        length = int(length_header)
+        raw_range = request.headers.get("Content-Range")
+        if raw_range is None:  # a single request carrying the whole file
+            if length == 0 and session.video_id:
+                return self._completed(session, 200)
+            if session.received != 0 or length != session.total:
+                return self.api_error("badRequest", "Content-Range is required when the body is not the whole file.")
+            first, last = 0, session.total - 1
+        else:
+            match = _CONTENT_RANGE.fullmatch(raw_range.strip())
+            if match is None:
+                return self.api_error("badRequest", f"Invalid Content-Range: {raw_range}")
+            if match["total"] != str(session.total):
+                return self.api_error("badRequest", f"The Content-Range total ({match['total']}) does not match the "
+                                                    f"declared X-Upload-Content-Length ({session.total}).")
+            if match["star"]:
+                if partial:
+                    return self.server_error(503, request)
+                if length != 0:
+                    return self.api_error("badRequest", "A status query must have an empty body.")
+                return self._session_status(session)
+            first, last = int(match["first"]), int(match["last"])
+            problem = self._check_range(session, first, last, length)
+            if problem is not None:
+                return problem
+        if session.video_id:
+            return self._completed(session, 200)
+        received = self._consume(request, length)
+        if partial:
+            persisted = (received // 2) // self.config["chunk_unit"] * self.config["chunk_unit"]
+            session.received += min(persisted, length)
+            return self.server_error(503, request)
+        if received < length:  # the connection broke mid-chunk: only whole units persist
+            session.received += received // self.config["chunk_unit"] * self.config["chunk_unit"]
+            return self.api_error("badRequest", "Incomplete chunk.")
+        session.received += received
+        if session.received == session.total:
+            return self._complete(session)
+        return self._session_status(session)
+
+    def _check_range(self, session: UploadSession, first: int, last: int, length: int) -> Response | None:
+        unit = self.config["chunk_unit"]
+        size = last - first + 1
+        if last < first or last >= session.total:
+            return self.api_error("badRequest", f"Invalid Content-Range: bytes {first}-{last}/{session.total}")
+        if size != length:
+            return self.api_error("badRequest", f"The Content-Range covers {size} bytes but the body has {length}.")
+        if session.video_id:
+            return None
+        if first != session.received:
+            return self.api_error("badRequest", f"Invalid request. According to the Content-Range header, the upload "
+                                                f"offset is {first} byte(s), which does not match the "
+                                                f"{session.received} byte(s) already received.")
+        if last != session.total - 1 and size % unit:
+            return self.api_error("badRequest", f"Invalid request. The number of bytes uploaded is required to be a "
+                                                f"multiple of {unit}, except for the final request. The received "
+                                                f"request contained {size} bytes.")
+        return None
+
+    @staticmethod
+    def _consume(request: Request, length: int) -> int:
+        """Read and count the body without keeping it."""
+        stream = request.stream
+        received = 0
+        try:
+            while received < length:
+                block = stream.read(min(65536, length - received))
+                if not block:
+                    break
+                received += len(block)
+        except ClientDisconnected:
+            pass
+        return received
+
+    def _session_status(self, session: UploadSession) -> Response:
+        if session.video_id:
+            return self._completed(session, 200)
+        headers = {"Range": f"bytes=0-{session.received - 1}"} if session.received else {}
+        # 308 Resume Incomplete; no Range header means nothing has persisted
+        return Response(b"", status=308, headers=headers)
+
+    def _complete(self, session: UploadSession) -> Response:
+        channel = self._channel(session.user)
+        status = dict(session.status)
+        if self.config["unverified_project"]:
+            status["privacyStatus"] = "private"  # locked to private until the project passes the audit
+            status.pop("publishAt", None)
+        status.update({"uploadStatus": "uploaded", "license": status.get("license", "youtube"),
+                       "embeddable": status.get("embeddable", True),
+                       "publicStatsViewable": status.get("publicStatsViewable", True),
+                       "madeForKids": bool(status.get("selfDeclaredMadeForKids", False))})
+        snippet = {"publishedAt": _rfc3339(self.now()), "channelId": channel["id"], "title": session.snippet["title"],
+                   "description": session.snippet.get("description", ""), "channelTitle": channel["title"],
+                   "categoryId": str(session.snippet.get("categoryId", "22")), "liveBroadcastContent": "none",
+                   **({"tags": session.snippet["tags"]} if session.snippet.get("tags") else {}),
+                   **({"defaultLanguage": session.snippet["defaultLanguage"]}
+                      if session.snippet.get("defaultLanguage") else {})}
+        video = Video(id=_video_id(), user=session.user, channel_id=channel["id"], snippet=snippet, status=status,
+                      uploaded_at=self.now(), ready_at=self.now() + self.config["processing_seconds"],
+                      outcome=self.config["processing_outcome"],
+                      reason=self.config["failure_reason"] if self.config["processing_outcome"] == "failed"
+                      else self.config["rejection_reason"])
+        self.videos[video.id] = video
+        session.video_id = video.id
+        self.published.append({"id": video.id, "account": channel["id"], "user": session.user,
+                               "title": snippet["title"], "caption": snippet["description"],
+                               "privacy": status["privacyStatus"], "created_at": self.now()})
+        return self._completed(session, self.config["complete_status"])
+
+    def _completed(self, session: UploadSession, status: int) -> Response:
+        video = self.videos[session.video_id]
+        self._advance(video)
+        return self.json(self._render_video(video, session.parts, owner=True), status=status)
+
+    # ------------------------------------------------------------------ Data API: videos.list
+    @route("GET", r"/youtube/v3/videos")
+    def videos_list(self, request: Request) -> Response:
+        token, problem = self._authorize(request, READ_SCOPES)
+        if problem is not None:
+            return problem
+        parts, problem = self._parts(request, VIDEO_PARTS)
+        if problem is not None:
+            return problem
+        if not self._quota_left():
+            return self.api_error("quotaExceeded")
+        self._charge()
+        if not request.args.get("id"):
+            return self.api_error("missingRequiredParameter", "No filter selected. Expected one of: chart, id, "
+                                                              "myRated.", location="parameters.", locationType="other")
+        ids = [i for i in request.args["id"].split(",") if i]
+        if len(ids) > 50:
+            return self.api_error("badRequest", "At most 50 video ids per request.", location="id",
+                                  locationType="parameter")
+        items = []
+        for video_id in ids:
+            video = self.videos.get(video_id)
+            if video is None:
+                continue
+            self._advance(video)
+            owner = video.user == token.user
+            if not owner and video.status["privacyStatus"] == "private":
+                continue
+            items.append(self._render_video(video, parts, owner))
+        return self.json({"kind": "youtube#videoListResponse", "etag": self.new_id(), "items": items,
+                          "pageInfo": {"totalResults": len(items), "resultsPerPage": len(items)}})
+
+    def _advance(self, video: Video) -> None:
+        """Apply what the clock has made true: processing finished, scheduled time reached."""
+        now = self.now()
+        if video.status["uploadStatus"] == "uploaded" and now >= video.ready_at:
+            if video.outcome == "failed":
+                video.status.update(uploadStatus="failed", failureReason=video.reason)
+            elif video.outcome == "rejected":
+                video.status.update(uploadStatus="rejected", rejectionReason=video.reason)
+            else:
+                video.status["uploadStatus"] = "processed"
+        publish_at = _parse_rfc3339(video.status.get("publishAt", "")) if video.status.get("publishAt") else None
+        if publish_at is not None and now >= publish_at and video.status["uploadStatus"] == "processed":
+            video.status["privacyStatus"] = "public"
+            del video.status["publishAt"]
+
+    def _status(self, video: Video) -> dict[str, Any]:
+        self._advance(video)
+        return {"uploadStatus": video.status["uploadStatus"], "privacyStatus": video.status["privacyStatus"]}
+
+    def _render_video(self, video: Video, parts: list[str], owner: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {"kind": "youtube#video", "etag": self.new_id(), "id": video.id}
+        if "snippet" in parts:
+            thumbs = {name: {"url": f"https://i.ytimg.example/vi/{video.id}/{name}.jpg", "width": w, "height": h}
+                      for name, w, h in (("default", 120, 90), ("medium", 320, 180), ("high", 480, 360))}
+            item["snippet"] = {**video.snippet, "thumbnails": thumbs,
+                               "localized": {"title": video.snippet["title"],
+                                             "description": video.snippet["description"]}}
+        if "status" in parts:
+            item["status"] = dict(video.status)
+        if "statistics" in parts:
+            item["statistics"] = {k: str(v) for k, v in video.statistics.items()}
+        if "processingDetails" in parts and owner:
+            item["processingDetails"] = self._processing(video)
+        return item
+
+    def _processing(self, video: Video) -> dict[str, Any]:
+        upload = video.status["uploadStatus"]
+        if upload == "uploaded":
+            total = max(1, int(self.config["processing_seconds"]))
+            left = max(0.0, video.ready_at - self.now())
+            done = int(total - min(total, left))
+            return {"processingStatus": "processing",
+                    "processingProgress": {"partsTotal": str(total), "partsProcessed": str(done),
+                                           "timeLeftMs": str(int(left * 1000))}}
+        if upload == "failed":
+            return {"processingStatus": "failed", "processingFailureReason": "transcodeFailed"}
+        if upload == "rejected":
+            return {"processingStatus": "terminated"}
+        return {"processingStatus": "succeeded"}
+
+
+# ------------------------------------------------------------------------------ helpers
+def tags_length(tags: list[str]) -> int:
+    """Tag length as YouTube counts it: commas between tags count, a tag with a space counts as if quoted."""
+    return sum(len(t) + (2 if " " in t else 0) for t in tags) + max(0, len(tags) - 1)
+
+
+def _video_id() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(9)).decode()[:11]
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_rfc3339(value: Any) -> float | None:
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.timestamp()
+
