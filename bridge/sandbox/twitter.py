@@ -1,0 +1,945 @@
+"""The X (Twitter) emulator: OAuth 2.0 with PKCE, v2 posts and timelines, chunked media upload.
+
+Model: users (made on first login), authorization codes bound to client, redirect URI, scopes and
+the PKCE challenge; access tokens that expire by the sandbox clock and refresh tokens that rotate
+(a spent one is refused as X refuses it); media uploads that keep segment sizes, never bytes
+(only the first 64 KiB of segment 0, to read the video's duration); posts with public metrics.
+
+Rules enforced in X's shapes (problem objects, `errors[]`, OAuth errors): content types, unknown
+fields, weighted text length, duplicate content, the per-user 24 h post cap and the 15-minute
+windows (with `x-rate-limit-*` headers on every API answer), media types, categories and sizes,
+segment order and size, FINALIZE before every byte, media not ready or expired, token scopes.
+
+Both media upload shapes are served: `/2/media/upload/initialize`, `/{id}/append`,
+`/{id}/finalize`, and the `command=INIT|APPEND|FINALIZE` form on `/2/media/upload`; STATUS is
+`GET /2/media/upload?command=STATUS&media_id=`. Processing moves `pending -> in_progress ->
+succeeded|failed` with the clock (`processing_seconds`) or at once with `process()`.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.wrappers import Request, Response
+
+from bridge.platforms.media import mp4_duration
+from bridge.platforms.twitter import has_invalid_characters, url_spans, weighted_length
+from bridge.sandbox.core import Emulator, TokenRecord, route
+
+MIB = 1024 * 1024
+PROBLEMS = "https://api.twitter.com/2/problems"
+WEB_HOSTS = ("x.com", "twitter.com")
+SCOPES = {"tweet.read", "tweet.write", "tweet.moderate.write", "users.read", "follows.read", "follows.write",
+          "offline.access", "space.read", "mute.read", "mute.write", "like.read", "like.write", "list.read",
+          "list.write", "block.read", "block.write", "bookmark.read", "bookmark.write", "media.write", "dm.read",
+          "dm.write"}
+TWEET_BODY = {"text", "media", "reply", "quote_tweet_id", "poll", "reply_settings", "geo", "for_super_followers_only",
+              "share_with_followers", "community_id", "direct_message_deep_link", "card_uri", "nullcast",
+              "edit_options", "made_with_ai", "paid_partnership"}
+TWEET_FIELDS = {"article", "attachments", "author_id", "card_uri", "context_annotations", "conversation_id",
+                "created_at", "display_text_range", "edit_controls", "edit_history_tweet_ids", "entities", "geo", "id",
+                "in_reply_to_user_id", "lang", "non_public_metrics", "note_tweet", "organic_metrics",
+                "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets", "reply_settings",
+                "scopes", "source", "text", "withheld"}
+USER_FIELDS = {"affiliation", "connection_status", "created_at", "description", "entities", "id", "location",
+               "most_recent_tweet_id", "name", "pinned_tweet_id", "profile_banner_url", "profile_image_url",
+               "protected", "public_metrics", "receives_your_dm", "subscription_type", "url", "username", "verified",
+               "verified_type", "withheld"}
+MEDIA_TYPES = {"video/mp4", "video/webm", "video/mp2t", "video/quicktime", "image/jpeg", "image/png", "image/gif",
+               "image/webp", "image/bmp", "image/pjpeg", "image/tiff", "text/srt", "text/vtt", "model/gltf-binary",
+               "model/vnd.usdz+zip"}
+# media_category -> (accepted media type prefixes, media_key prefix, size limit setting)
+CATEGORIES = {
+    "tweet_image": (("image/",), "3_", "max_image_bytes"),
+    "dm_image": (("image/",), "3_", "max_image_bytes"),
+    "tweet_gif": (("image/gif",), "16_", "max_gif_bytes"),
+    "dm_gif": (("image/gif",), "16_", "max_gif_bytes"),
+    "tweet_video": (("video/",), "7_", "max_video_bytes"),
+    "dm_video": (("video/",), "7_", "max_video_bytes"),
+    "amplify_video": (("video/",), "13_", "max_video_bytes"),
+    "subtitles": (("text/",), "3_", "max_image_bytes"),
+}
+# (method or None for any, path prefix test, rate-limit bucket); the first match wins
+BUCKETS = (
+    ("POST", lambda p: p == "/2/tweets", "tweets_create"),
+    ("DELETE", lambda p: p.startswith("/2/tweets/"), "tweets_delete"),
+    ("GET", lambda p: p.startswith("/2/tweets/"), "tweet_lookup"),
+    ("GET", lambda p: p == "/2/users/me", "users_me"),
+    ("GET", lambda p: p.startswith("/2/users/"), "user_tweets"),
+    (None, lambda p: p.startswith("/2/media/upload/"), "media_chunked"),
+    (None, lambda p: p == "/2/media/upload", "media_command"),
+    (None, lambda p: p.startswith("/2/oauth2/"), "oauth"),
+)
+_HEAD = 64 * 1024
+
+
+class TwitterEmulator(Emulator):
+    platform = "twitter"
+    hosts = ("x.com", "twitter.com", "api.x.com", "api.twitter.com")
+    defaults = {
+        # OAuth
+        "code_ttl": 30,  # X's codes are very short-lived (30 s is the figure quoted)
+        "access_token_ttl": 7200,
+        "refresh_token_ttl": 180 * 86400,
+        "require_basic_auth": True,  # the bridge is a confidential client
+        "clients": {},  # client_id -> secret; empty: any id, its secret fixed at first use
+        # posts
+        "max_weighted_length": 280,
+        "duplicate_window": 86400,
+        "user_posts_per_24h": 17,  # the strictest published cap (free tier); paid tiers: 100 or more
+        # 15-minute windows per user (per client for OAuth)
+        "rate_window": 900,
+        "limit_tweets_create": 100,
+        "limit_tweets_delete": 50,
+        "limit_tweet_lookup": 900,
+        "limit_users_me": 75,
+        "limit_user_tweets": 900,
+        "limit_media_chunked": 1875,
+        "limit_media_command": 500,
+        "limit_oauth": 1000,
+        # media
+        "media_expires_after": 86400,
+        "max_chunk_bytes": 5 * MIB,
+        "max_segments": 1000,
+        "max_image_bytes": 5 * MIB,
+        "max_gif_bytes": 15 * MIB,
+        "max_video_bytes": 512 * MIB,
+        "min_video_seconds": 0.5,
+        "max_video_seconds": 140,
+        "max_amplify_video_seconds": 3 * 3600,
+        "pending_seconds": 1,
+        "processing_seconds": 6,
+        "check_after_secs": 2,
+    }
+
+    def reset(self) -> None:
+        super().reset()
+        self.users: dict[str, dict[str, Any]] = {}  # id -> user
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.access: dict[str, TokenRecord] = {}
+        self.refresh: dict[str, TokenRecord] = {}
+        self.secrets: dict[str, str] = {}  # client secrets learnt at first use
+        self.media: dict[str, dict[str, Any]] = {}
+        self.tweets: dict[str, dict[str, Any]] = {}
+        self.windows: dict[tuple[str, str], dict[str, float]] = {}
+        self._sequence = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        media = {mid: {k: m[k] for k in ("state", "category", "total", "received", "owner")} | {
+            "segments": len(m["segments"])} for mid, m in self.media.items()}
+        return {**super().snapshot(), "media": media, "tweets": len(self.tweets), "users": list(self.users)}
+
+    # ------------------------------------------------------------------ control
+    def process(self, media_id: str | None = None, fail: bool = False, reason: str | None = None) -> int:
+        """Finish processing now (every pending upload, or `media_id`): it succeeds unless the
+        video breaks a rule or `fail=True`."""
+        changed = 0
+        for mid, media in self.media.items():
+            if (media_id is None or mid == str(media_id)) and media["state"] in ("pending", "in_progress"):
+                if fail:
+                    media["fail"] = reason or "Unsupported video format"
+                media["state"] = "failed" if media["fail"] else "succeeded"
+                changed += 1
+        return changed
+
+    def engage(self, tweet_id: str, **counts: int) -> None:
+        """Set public metrics of a post (impression_count, like_count, reply_count, ...)."""
+        self.tweets[str(tweet_id)]["public_metrics"].update(counts)
+
+    def user_for(self, username: str) -> dict[str, Any]:
+        """The sandbox account behind a login name (made on first use)."""
+        user_id = str(10 ** 17 + int(hashlib.sha256(username.encode()).hexdigest()[:14], 16) % (9 * 10 ** 17))
+        return self.users.setdefault(user_id, {
+            "id": user_id, "name": username.replace("_", " ").title(), "username": username,
+            "profile_image_url": f"https://pbs.twimg.com/profile_images/{user_id}/avatar_normal.jpg",
+            "verified": False, "verified_type": "none", "subscription_type": "None",
+            "created_at": "2020-01-01T00:00:00.000Z", "protected": False,
+        })
+
+    # ------------------------------------------------------------------ dispatch
+    def dispatch(self, request: Request) -> Response:
+        web = self._host(request) in WEB_HOSTS
+        if web != request.path.startswith("/i/"):
+            return self._drained(request, self.not_found(request))  # API paths live on api.x.com only
+        bucket = self._bucket(request)
+        if bucket is None:
+            return self._drained(request, super().dispatch(request))
+        window = self._window(request, bucket)
+        if window["used"] >= window["limit"]:
+            return self._drained(request, self._stamp(
+                self.problem(429, "Too Many Requests", "Too Many Requests"), window))
+        window["used"] += 1
+        return self._drained(request, self._stamp(super().dispatch(request), window))
+
+    def _host(self, request: Request) -> str:
+        mounted = request.environ.get("SCRIPT_NAME", "").rstrip("/").rsplit("/", 1)[-1]
+        return mounted if mounted in self.hosts else (request.host or "").split(":")[0].lower()
+
+    @staticmethod
+    def _bucket(request: Request) -> str | None:
+        for method, matches, bucket in BUCKETS:
+            if (method is None or method == request.method) and matches(request.path):
+                return bucket
+        return None
+
+    def _window(self, request: Request, bucket: str) -> dict[str, float]:
+        """The caller's current 15-minute window for `bucket` (user, else client, else address)."""
+        token = self._bearer(request)
+        record = self.access.get(token) if token else None
+        caller = record.user if record else (self._basic(request) or (None, None))[0] or request.remote_addr or "-"
+        key = (bucket, str(caller))
+        window = self.windows.get(key)
+        if window is None or self.now() >= window["reset"]:
+            window = {"used": 0, "reset": float(int(self.now()) + self.config["rate_window"])}
+            self.windows[key] = window
+        window["limit"] = self.config[f"limit_{bucket}"]
+        return window
+
+    @staticmethod
+    def _stamp(response: Response, window: dict[str, float]) -> Response:
+        response.headers["x-rate-limit-limit"] = str(int(window["limit"]))
+        response.headers["x-rate-limit-remaining"] = str(int(max(0, window["limit"] - window["used"])))
+        response.headers["x-rate-limit-reset"] = str(int(window["reset"]))
+        return response
+
+    @staticmethod
+    def _drained(request: Request, response: Response) -> Response:
+        # Read what the client is still sending (a refused 4 MiB segment): answering before the
+        # body is read would break the connection instead of delivering the error.
+        stream = request.stream
+        while stream.read(256 * 1024):
+            pass
+        return response
+
+    # ------------------------------------------------------------------ answers
+    def problem(self, status: int, title: str, detail: str, kind: str = "about:blank",
+                headers: dict | None = None) -> Response:
+        body = {"title": title, "detail": detail, "type": kind, "status": status}
+        return Response(json.dumps(body), status=status, headers=headers, content_type="application/problem+json")
+
+    def invalid(self, message: str, parameters: dict[str, list] | None = None) -> Response:
+        body = {"errors": [{"parameters": parameters or {}, "message": message}], "title": "Invalid Request",
+                "detail": "One or more parameters to your request was invalid.",
+                "type": f"{PROBLEMS}/invalid-request"}
+        return Response(json.dumps(body), status=400, content_type="application/problem+json")
+
+    def unauthorized(self) -> Response:
+        return self.problem(401, "Unauthorized", "Unauthorized")
+
+    def forbidden(self, detail: str = "You are not permitted to perform this action.") -> Response:
+        return self.problem(403, "Forbidden", detail)
+
+    def duplicate(self) -> Response:
+        return self.problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
+
+    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
+        return self.json({"error": error, "error_description": description}, status=status)
+
+    def error_response(self, name: str, request: Request) -> Response:
+        """Named X errors for fault injection."""
+        user = self._token_user(request)
+        answers = {
+            "duplicate_content": self.duplicate,
+            "unauthorized": self.unauthorized,
+            "not_permitted": self.forbidden,
+            "usage_capped": lambda: self.problem(429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap",
+                                                 f"{PROBLEMS}/usage-capped"),
+            "daily_limit": lambda: self.problem(429, "Too Many Requests", "Too Many Requests",
+                                                headers=self._daily_headers(user["id"] if user else "-", full=True)),
+            "client_forbidden": lambda: self.problem(
+                403, "Client Forbidden", "This request must be made using an approved developer account that is "
+                "enrolled in the requested endpoint.", f"{PROBLEMS}/client-forbidden"),
+            "unsupported_authentication": lambda: self.problem(
+                403, "Unsupported Authentication", "Authenticating with OAuth 2.0 Application-Only is forbidden for "
+                "this endpoint.", f"{PROBLEMS}/unsupported-authentication"),
+            "invalid_media": lambda: self.invalid("Your media IDs are invalid.", {"media.media_ids": []}),
+            "text_too_long": lambda: self.invalid("Your Tweet text is too long."),
+            "over_capacity": lambda: self.json({"errors": [{"code": 130, "message": "Over capacity"}]}, status=503),
+            "legacy_rate_limit": lambda: self.json({"errors": [{"code": 88, "message": "Rate limit exceeded"}]},
+                                                   status=429),
+        }
+        with self.lock:
+            answer = answers.get(name, lambda: self.invalid(name))()
+            return self._drained(request, self._fault_stamp(request, answer))
+
+    def not_found(self, request: Request) -> Response:
+        return self.json({"errors": [{"message": "Sorry, that page does not exist", "code": 34}]}, status=404)
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return self.problem(405, "Method Not Allowed", f"{request.method} is not allowed on {request.path}.")
+
+    def server_error(self, status: int, request: Request) -> Response:
+        titles = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+        title = titles.get(status, "Server Error")
+        with self.lock:
+            return self._drained(request, self._fault_stamp(request, self.problem(status, title, title)))
+
+    def rate_limited(self, retry_after: float, request: Request) -> Response:
+        # X sends no Retry-After: only the window's reset time
+        bucket = self._bucket(request) or "oauth"
+        window = {"limit": self.config[f"limit_{bucket}"], "used": self.config[f"limit_{bucket}"],
+                  "reset": float(int(self.now() + retry_after))}
+        return self._drained(request, self._stamp(self.problem(429, "Too Many Requests", "Too Many Requests"), window))
+
+    def _fault_stamp(self, request: Request, response: Response) -> Response:
+        bucket = self._bucket(request)
+        return self._stamp(response, self._window(request, bucket)) if bucket else response
+
+    # ------------------------------------------------------------------ OAuth
+    @route("GET", r"/i/oauth2/authorize")
+    def authorize_page(self, request: Request) -> Response:
+        params = request.args
+        problem = self._authorize_problem(params)
+        if problem:
+            return self._authorize_refused(problem)
+        hidden = {k: params[k] for k in ("response_type", "client_id", "redirect_uri", "scope", "state",
+                                         "code_challenge", "code_challenge_method") if k in params}
+        return self.consent_page(request, app_name=params["client_id"], scopes=params["scope"].split(" "),
+                                 hidden=hidden)
+
+    @route("POST", r"/i/oauth2/authorize")
+    def authorize_decide(self, request: Request) -> Response:
+        form = request.form
+        problem = self._authorize_problem(form)
+        if problem:
+            return self._authorize_refused(problem)
+        if form.get("decision") != "allow":
+            return self.redirect(form["redirect_uri"], {"error": "access_denied", "state": form["state"]})
+        user = self.user_for((form.get("sandbox_user") or "creator1").strip() or "creator1")
+        code = secrets.token_urlsafe(48)
+        self.codes[code] = {
+            "client_id": form["client_id"], "redirect_uri": form["redirect_uri"], "scopes": form["scope"].split(" "),
+            "challenge": form["code_challenge"], "method": form.get("code_challenge_method", "plain"),
+            "user": user["id"], "expires_at": self.now() + self.config["code_ttl"], "used": False,
+        }
+        return self.redirect(form["redirect_uri"], {"state": form["state"], "code": code})
+
+    def _authorize_problem(self, params) -> str | None:
+        """Why X's consent screen would refuse these parameters (None: it shows)."""
+        if params.get("response_type") != "code":
+            return "response_type must be code"
+        client_id = params.get("client_id")
+        if not client_id or (self.config["clients"] and client_id not in self.config["clients"]):
+            return "unknown client_id"
+        redirect = urlsplit(params.get("redirect_uri") or "")
+        if redirect.scheme not in ("http", "https") or not redirect.netloc:
+            return "redirect_uri must be an absolute URL"
+        scopes = (params.get("scope") or "").split(" ")
+        if not any(scopes) or not set(scopes) <= SCOPES:
+            return "scope is missing or names an unknown scope (scopes are separated by spaces)"
+        if not params.get("state") or len(params["state"]) > 500:
+            return "state is required (at most 500 characters)"
+        if not params.get("code_challenge"):
+            return "code_challenge is required (PKCE)"
+        if params.get("code_challenge_method", "plain") not in ("S256", "plain"):
+            return "code_challenge_method must be S256 or plain"
+        return None
+
+    def _authorize_refused(self, reason: str) -> Response:
+        page = ("<!doctype html><html><body><h1>Something went wrong</h1><p>You weren't able to give access to the "
+                f"App. Go back and try logging in again.</p><!-- {html.escape(reason)} --></body></html>")
+        return Response(page, status=400, content_type="text/html; charset=utf-8")
+
+    @route("POST", r"/2/oauth2/token")
+    def token(self, request: Request) -> Response:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return self.oauth_error("invalid_request", "Missing required parameter [grant_type].")
+        form = request.form
+        client_id, refusal = self._client(request)
+        if refusal:
+            return refusal
+        grant = form.get("grant_type")
+        if grant == "authorization_code":
+            return self._exchange(form, client_id)
+        if grant == "refresh_token":
+            return self._refresh(form, client_id)
+        if not grant:
+            return self.oauth_error("invalid_request", "Missing required parameter [grant_type].")
+        return self.oauth_error("unsupported_grant_type", "Value passed for the grant type was invalid.")
+
+    def _client(self, request: Request) -> tuple[str | None, Response | None]:
+        """The authenticated client: HTTP Basic for a confidential client, `client_id` for a public one."""
+        basic = self._basic(request)
+        body_id = request.form.get("client_id")
+        if basic is None:
+            if self.config["require_basic_auth"] or not body_id:
+                return None, self.oauth_error("invalid_client", "Missing valid authorization header", 401)
+            return body_id, None
+        client_id, secret = basic
+        if body_id and body_id != client_id:
+            return None, self.oauth_error("invalid_client", "Missing valid authorization header", 401)
+        expected = self.config["clients"].get(client_id) if self.config["clients"] else self.secrets.setdefault(
+            client_id, secret)
+        if expected is None or not secrets.compare_digest(expected, secret):
+            return None, self.oauth_error("unauthorized_client", "Missing valid authorization header", 401)
+        return client_id, None
+
+    @staticmethod
+    def _basic(request: Request) -> tuple[str, str] | None:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return client_id, secret
+
+    def _exchange(self, form, client_id: str) -> Response:
+        for name in ("code", "redirect_uri", "code_verifier"):
+            if not form.get(name):
+                return self.oauth_error("invalid_request", f"Missing required parameter [{name}].")
+        grant = self.codes.get(form["code"])
+        if not grant or grant["used"] or grant["expires_at"] <= self.now() or grant["client_id"] != client_id:
+            return self.oauth_error("invalid_request", "Value passed for the authorization code was invalid.")
+        if form["redirect_uri"] != grant["redirect_uri"]:
+            return self.oauth_error("invalid_request", "Value passed for the redirect uri did not match the uri of "
+                                                       "the authorization code.")
+        verifier = form["code_verifier"]
+        if grant["method"] == "S256":
+            derived = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        else:
+            derived = verifier
+        if not secrets.compare_digest(derived, grant["challenge"]):
+            return self.oauth_error("invalid_request", "Value passed for the code verifier did not match the code "
+                                                       "challenge.")
+        grant["used"] = True
+        return self._issue(grant["user"], client_id, grant["scopes"])
+
+    def _refresh(self, form, client_id: str) -> Response:
+        record = self.refresh.get(form.get("refresh_token") or "")
+        if (not record or record.revoked or record.extra.get("used") or record.expires_at <= self.now()
+                or record.client_id != client_id):
+            return self.oauth_error("invalid_request", "Value passed for the token was invalid.")
+        record.extra["used"] = True  # refresh tokens rotate: this one is spent
+        return self._issue(record.user, client_id, record.scopes)
+
+    def _issue(self, user_id: str, client_id: str, scopes: list[str]) -> Response:
+        now = self.now()
+        access = TokenRecord(secrets.token_urlsafe(60), user_id, client_id, list(scopes),
+                             now + self.config["access_token_ttl"])
+        self.access[access.token] = access
+        body = {"token_type": "bearer", "expires_in": self.config["access_token_ttl"], "access_token": access.token,
+                "scope": " ".join(scopes)}
+        if "offline.access" in scopes:
+            refresh = TokenRecord(secrets.token_urlsafe(60), user_id, client_id, list(scopes),
+                                  now + self.config["refresh_token_ttl"], kind="refresh")
+            self.refresh[refresh.token] = refresh
+            body["refresh_token"] = refresh.token
+        return self.json(body)
+
+    @route("POST", r"/2/oauth2/revoke")
+    def revoke(self, request: Request) -> Response:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return self.oauth_error("invalid_request", "Missing required parameter [token].")
+        _, refusal = self._client(request)
+        if refusal:
+            return refusal
+        token = request.form.get("token")
+        if not token:
+            return self.oauth_error("invalid_request", "Missing required parameter [token].")
+        for store in (self.access, self.refresh):
+            if token in store:
+                store[token].revoked = True
+        return self.json({"revoked": True})  # an unknown token is "revoked" too (RFC 7009)
+
+    # ------------------------------------------------------------------ bearer auth
+    @staticmethod
+    def _bearer(request: Request) -> str | None:
+        header = request.headers.get("Authorization", "")
+        return header[7:].strip() if header.startswith("Bearer ") else None
+
+    def _token_user(self, request: Request) -> dict[str, Any] | None:
+        record = self.access.get(self._bearer(request) or "")
+        if not record or record.revoked or record.expires_at <= self.now():
+            return None
+        return self.users[record.user]
+
+    def _authorized(self, request: Request, *scopes: str) -> tuple[dict[str, Any] | None, Response | None]:
+        record = self.access.get(self._bearer(request) or "")
+        if not record or record.revoked or record.expires_at <= self.now():
+            return None, self.unauthorized()
+        if not set(scopes) <= set(record.scopes):
+            return None, self.forbidden()
+        return self.users[record.user], None
+
+    # ------------------------------------------------------------------ users
+    @route("GET", r"/2/users/me")
+    def me(self, request: Request) -> Response:
+        user, refusal = self._authorized(request, "users.read", "tweet.read")
+        if refusal:
+            return refusal
+        fields, bad = self._fields(request, "user.fields", USER_FIELDS)
+        if bad:
+            return bad
+        data = {k: user[k] for k in ("id", "name", "username")}
+        data.update({k: user[k] for k in fields if k in user})
+        return self.json({"data": data})
+
+    @route("GET", r"/2/users/(?P<user_id>\d+)/tweets")
+    def user_tweets(self, request: Request, user_id: str) -> Response:
+        viewer, refusal = self._authorized(request, "tweet.read", "users.read")
+        if refusal:
+            return refusal
+        fields, bad = self._fields(request, "tweet.fields", TWEET_FIELDS)
+        if bad:
+            return bad
+        args = request.args
+        try:
+            limit = int(args.get("max_results", "10"))
+        except ValueError:
+            limit = 0
+        if not 5 <= limit <= 100:
+            return self.invalid(f"The `max_results` query parameter value [{args.get('max_results')}] is not between "
+                                f"5 and 100", {"max_results": [args.get("max_results")]})
+        bounds = {}
+        for name in ("start_time", "end_time"):
+            if name in args:
+                bounds[name] = _parse_time(args[name])
+                if bounds[name] is None:
+                    return self.invalid(f"The `{name}` query parameter value [{args[name]}] is not a valid RFC 3339 "
+                                        f"date-time", {name: [args[name]]})
+        if user_id not in self.users:
+            return self.json({"errors": [_not_found("user", user_id)]})
+        posts = sorted((t for t in self.tweets.values() if t["author_id"] == user_id and not t["deleted"]
+                        and t["created_at"] >= bounds.get("start_time", 0)
+                        and t["created_at"] <= bounds.get("end_time", float("inf"))),
+                       key=lambda t: int(t["id"]), reverse=True)
+        token = args.get("pagination_token", "0")
+        start = int(token) if token.isdigit() else 0
+        page = posts[start:start + limit]
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if page:
+            meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
+        if start + limit < len(posts):
+            meta["next_token"] = str(start + limit)
+        body: dict[str, Any] = {"meta": meta}
+        if page:
+            body["data"] = [self._tweet_view(t, fields) for t in page]
+        return self.json(body)
+
+    # ------------------------------------------------------------------ posts
+    @route("POST", r"/2/tweets")
+    def create_tweet(self, request: Request) -> Response:
+        user, refusal = self._authorized(request, "tweet.read", "tweet.write", "users.read")
+        if refusal:
+            return refusal
+        if request.mimetype != "application/json":
+            return self.invalid("Requests with bodies must have content-type of application/json.")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.invalid("The request body is not valid JSON.")
+        for name in body:
+            if name not in TWEET_BODY:
+                return self.invalid(f"$.{name}: is not defined in the schema and the schema does not allow "
+                                    f"additional properties")
+        text = body.get("text")
+        if text is not None and not isinstance(text, str):
+            return self.invalid(f"$.text: {type(text).__name__} found, string expected")
+        exclusive = [k for k in ("media", "poll", "quote_tweet_id", "card_uri") if k in body]
+        if len(exclusive) > 1:
+            return self.invalid(f"{' and '.join(exclusive)} are mutually exclusive")
+        if not text and not exclusive:
+            return self.invalid("Post text or media is required.")
+        if text:
+            if has_invalid_characters(text):
+                return self.invalid("Your Tweet text contains invalid characters.", {"text": [text]})
+            if weighted_length(text) > self.config["max_weighted_length"]:
+                return self.invalid("Your Tweet text is too long.", {"text": [text]})
+        media = self._attached_media(user, body.get("media"))
+        if isinstance(media, Response):
+            return media
+        now = self.now()
+        recent = [t for t in self.tweets.values() if t["author_id"] == user["id"] and now - t["created_at"] < 86400]
+        if len(recent) >= self.config["user_posts_per_24h"]:
+            return self.problem(429, "Too Many Requests", "Too Many Requests",
+                                headers=self._daily_headers(user["id"]))
+        if text and any(t["sent_text"] == text and now - t["created_at"] < self.config["duplicate_window"]
+                        for t in self.tweets.values() if t["author_id"] == user["id"] and not t["deleted"]):
+            return self.duplicate()
+        tweet = self._publish(user, text or "", media)
+        response = self.json({"data": {"id": tweet["id"], "text": tweet["text"],
+                                       "edit_history_tweet_ids": [tweet["id"]]}}, status=201)
+        response.headers.extend(self._daily_headers(user["id"]))
+        return response
+
+    def _attached_media(self, user: dict[str, Any], spec: Any) -> list[dict[str, Any]] | Response:
+        if spec is None:
+            return []
+        ids = spec.get("media_ids") if isinstance(spec, dict) else None
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 4 or not all(isinstance(i, str) for i in ids):
+            return self.invalid("$.media.media_ids: expected an array of 1 to 4 media id strings",
+                                {"media.media_ids": ids if isinstance(ids, list) else []})
+        items = [self.media.get(i) for i in ids]
+        kinds = {m["category"].split("_", 1)[1] for m in items if m}
+        usable = all(m and m["owner"] == user["id"] and self._advance(m) == "succeeded"
+                     and m["expires_at"] > self.now() for m in items)
+        if not usable or len(kinds) > 1 or (kinds - {"image"} and len(items) > 1):
+            return self.invalid("Your media IDs are invalid.", {"media.media_ids": ids})
+        return items
+
+    def _publish(self, user: dict[str, Any], text: str, media: list[dict[str, Any]]) -> dict[str, Any]:
+        now = self.now()
+        self._sequence += 1
+        tweet_id = str(((int(now * 1000) - 1288834974657) << 22) + self._sequence % 4096)
+        shown = _shortened(text) + (f" https://t.co/{_slug(media[0]['id'])}" if media else "")
+        tweet = {"id": tweet_id, "author_id": user["id"], "text": html.escape(shown.strip(), quote=False),
+                 "sent_text": text, "created_at": now, "media_keys": [m["key"] for m in media], "deleted": False,
+                 "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0,
+                                    "bookmark_count": 0, "impression_count": 0}}
+        self.tweets[tweet_id] = tweet
+        self.published.append({"id": tweet_id, "user": user["id"], "username": user["username"], "text": text,
+                               "created_at": now, "media_ids": [m["id"] for m in media]})
+        return tweet
+
+    def _daily_headers(self, user_id: str, full: bool = False) -> dict[str, str]:
+        now = self.now()
+        times = sorted(t["created_at"] for t in self.tweets.values()
+                       if t["author_id"] == user_id and now - t["created_at"] < 86400)
+        cap = self.config["user_posts_per_24h"]
+        return {"x-user-limit-24hour-limit": str(cap),
+                "x-user-limit-24hour-remaining": "0" if full else str(max(0, cap - len(times))),
+                "x-user-limit-24hour-reset": str(int((times[0] if times else now) + 86400))}
+
+    @route("GET", r"/2/tweets/(?P<tweet_id>\d+)")
+    def lookup_tweet(self, request: Request, tweet_id: str) -> Response:
+        _, refusal = self._authorized(request, "tweet.read", "users.read")
+        if refusal:
+            return refusal
+        fields, bad = self._fields(request, "tweet.fields", TWEET_FIELDS)
+        if bad:
+            return bad
+        tweet = self.tweets.get(tweet_id)
+        if not tweet or tweet["deleted"]:
+            return self.json({"errors": [_not_found("tweet", tweet_id)]})
+        return self.json({"data": self._tweet_view(tweet, fields)})
+
+    @route("DELETE", r"/2/tweets/(?P<tweet_id>\d+)")
+    def delete_tweet(self, request: Request, tweet_id: str) -> Response:
+        user, refusal = self._authorized(request, "tweet.read", "tweet.write", "users.read")
+        if refusal:
+            return refusal
+        tweet = self.tweets.get(tweet_id)
+        if not tweet or tweet["deleted"]:
+            return self.json({"data": {"deleted": False}})
+        if tweet["author_id"] != user["id"]:
+            return self.forbidden("You are not authorized to delete this Tweet.")
+        tweet["deleted"] = True
+        return self.json({"data": {"deleted": True}})
+
+    def _tweet_view(self, tweet: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+        view = {"id": tweet["id"], "text": tweet["text"], "edit_history_tweet_ids": [tweet["id"]]}
+        if "created_at" in fields:
+            view["created_at"] = _iso(tweet["created_at"])
+        if "author_id" in fields:
+            view["author_id"] = tweet["author_id"]
+        if "public_metrics" in fields:
+            view["public_metrics"] = dict(tweet["public_metrics"])
+        if "attachments" in fields and tweet["media_keys"]:
+            view["attachments"] = {"media_keys": list(tweet["media_keys"])}
+        return view
+
+    def _fields(self, request: Request, name: str, allowed: set[str]) -> tuple[list[str], Response | None]:
+        raw = request.args.get(name)
+        fields = [f for f in (raw or "").split(",") if f]
+        unknown = [f for f in fields if f not in allowed]
+        if unknown:
+            return [], self.invalid(f"The `{name}` query parameter value [{unknown[0]}] is not one of "
+                                    f"[{','.join(sorted(allowed))}]", {name: [raw]})
+        return fields, None
+
+    # ------------------------------------------------------------------ media
+    @route("POST", r"/2/media/upload/initialize")
+    def media_initialize(self, request: Request) -> Response:
+        user, refusal = self._authorized(request, "media.write")
+        if refusal:
+            return refusal
+        if request.mimetype != "application/json":
+            return self.invalid("Requests with bodies must have content-type of application/json.")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.invalid("The request body is not valid JSON.")
+        return self._init(user, body)
+
+    @route("POST", r"/2/media/upload/(?P<media_id>\d+)/append")
+    def media_append(self, request: Request, media_id: str) -> Response:
+        user, refusal = self._authorized(request, "media.write")
+        if refusal:
+            return refusal
+        form = self._form(request)
+        if isinstance(form, Response):
+            return form
+        return self._append(user, media_id, form, empty=False)
+
+    @route("POST", r"/2/media/upload/(?P<media_id>\d+)/finalize")
+    def media_finalize(self, request: Request, media_id: str) -> Response:
+        user, refusal = self._authorized(request, "media.write")
+        if refusal:
+            return refusal
+        return self._finalize(user, media_id)
+
+    @route("POST", r"/2/media/upload")
+    def media_command(self, request: Request) -> Response:
+        user, refusal = self._authorized(request, "media.write")
+        if refusal:
+            return refusal
+        form = self._form(request)
+        if isinstance(form, Response):
+            return form
+        command = (form.get("command") or request.args.get("command") or "").upper()
+        values = {**request.args.to_dict(), **{k: v for k, v in form.items() if not k.startswith("_")}}
+        if command == "INIT":
+            return self._init(user, values)
+        if command == "APPEND":
+            return self._append(user, values.get("media_id", ""), {**request.args.to_dict(), **form}, empty=True)
+        if command == "FINALIZE":
+            return self._finalize(user, values.get("media_id", ""))
+        if not command and "_media_size" in form:
+            return self._simple(user, values, form)
+        return self.invalid(f"The `command` parameter value [{command}] is not one of [INIT,APPEND,FINALIZE]",
+                            {"command": [command]})
+
+    @route("GET", r"/2/media/upload")
+    def media_status(self, request: Request) -> Response:
+        user, refusal = self._authorized(request, "media.write")
+        if refusal:
+            return refusal
+        if request.args.get("command") != "STATUS":
+            return self.invalid("The `command` query parameter must be STATUS", {"command": [request.args.get("command")]})
+        media, missing = self._owned(user, request.args.get("media_id", ""))
+        if missing:
+            return missing
+        if media["state"] == "uploading":
+            return self.invalid(f"Media id {media['id']} is not finalized.", {"media_id": [media["id"]]})
+        self._advance(media)
+        return self.json({"data": self._media_view(media, with_size=False)})
+
+    def _init(self, user: dict[str, Any], values: dict[str, Any]) -> Response:
+        media_type, category = values.get("media_type"), values.get("media_category")
+        if media_type not in MEDIA_TYPES:
+            return self.invalid(f"The `media_type` value [{media_type}] is not one of the supported media types",
+                                {"media_type": [media_type]})
+        if category not in CATEGORIES:
+            return self.invalid(f"The `media_category` value [{category}] is not one of "
+                                f"[{','.join(CATEGORIES)}]", {"media_category": [category]})
+        prefixes, key_prefix, limit_name = CATEGORIES[category]
+        if not media_type.startswith(prefixes):
+            return self.invalid(f"media_type {media_type} is not allowed for media_category {category}",
+                                {"media_type": [media_type], "media_category": [category]})
+        try:
+            total = int(values.get("total_bytes"))
+        except (TypeError, ValueError):
+            return self.invalid("$.total_bytes: is missing but it is required", {"total_bytes": []})
+        if total <= 0 or total > self.config[limit_name]:
+            return self.invalid(f"File size exceeds {self.config[limit_name]} bytes.", {"total_bytes": [total]})
+        media_id = str(10 ** 18 + secrets.randbelow(9 * 10 ** 18))
+        self.media[media_id] = {
+            "id": media_id, "key": f"{key_prefix}{media_id}", "owner": user["id"], "media_type": media_type,
+            "category": category, "total": total, "segments": {}, "received": 0, "head": b"", "state": "uploading",
+            "expires_at": self.now() + self.config["media_expires_after"], "finalized_at": None, "fail": None,
+        }
+        return self.json({"data": {"id": media_id, "media_key": f"{key_prefix}{media_id}",
+                                   "expires_after_secs": self.config["media_expires_after"]}})
+
+    def _append(self, user: dict[str, Any], media_id: str, form: dict[str, Any], *, empty: bool) -> Response:
+        media, missing = self._owned(user, media_id)
+        if missing:
+            return missing
+        if media["state"] != "uploading":
+            return self.invalid(f"Media id {media_id} is already finalized.", {"media_id": [media_id]})
+        raw = form.get("segment_index")
+        if raw is None or not str(raw).isdigit() or int(raw) >= self.config["max_segments"]:
+            return self.invalid(f"$.segment_index: must be an integer from 0 to {self.config['max_segments'] - 1}",
+                                {"segment_index": [raw]})
+        index = int(raw)
+        if index > len(media["segments"]):
+            return self.invalid(f"Segment index {index} is out of order; the next one is {len(media['segments'])}.",
+                                {"segment_index": [index]})
+        if "_media_size" not in form:
+            return self.invalid("$.media: is missing but it is required", {"media": []})
+        size = form["_media_size"]
+        if not 0 < size <= self.config["max_chunk_bytes"]:
+            return self.invalid(f"Segment size {size} is not between 1 and {self.config['max_chunk_bytes']} bytes.",
+                                {"media": [size]})
+        received = media["received"] - media["segments"].get(index, 0) + size
+        if received > media["total"]:
+            return self.invalid("Segments add up to more than the declared total_bytes.", {"segment_index": [index]})
+        media["segments"][index] = size  # sending a segment index again replaces it
+        media["received"] = received
+        if index == 0:
+            media["head"] = form["_media_head"]
+        if empty:
+            return Response(status=204)
+        return self.json({"data": {"expires_at": int(media["expires_at"])}})
+
+    def _finalize(self, user: dict[str, Any], media_id: str) -> Response:
+        media, missing = self._owned(user, media_id)
+        if missing:
+            return missing
+        if media["state"] != "uploading":
+            return self.invalid(f"Media id {media_id} is already finalized.", {"media_id": [media_id]})
+        if media["received"] != media["total"]:
+            return self.invalid("Segments do not add up to provided total file size.", {"media_id": [media_id]})
+        media["finalized_at"] = self.now()
+        media["expires_at"] = self.now() + self.config["media_expires_after"]
+        if media["category"].endswith(("image", "subtitles")):
+            media["state"] = "succeeded"  # images need no processing: no processing_info
+        else:
+            media["state"] = "pending"
+            media["fail"] = self._video_problem(media)
+        return self.json({"data": self._media_view(media, with_size=True)})
+
+    def _simple(self, user: dict[str, Any], values: dict[str, Any], form: dict[str, Any]) -> Response:
+        """One-request upload of a small image (multipart `media` + `media_category`)."""
+        category = values.get("media_category", "tweet_image")
+        if category not in ("tweet_image", "dm_image", "subtitles"):
+            return self.invalid(f"The `media_category` value [{category}] needs the chunked upload",
+                                {"media_category": [category]})
+        if form["_media_size"] > self.config["max_image_bytes"]:
+            return self.invalid(f"File size exceeds {self.config['max_image_bytes']} bytes.", {"media": []})
+        media_type = values.get("media_type") or "image/jpeg"
+        answer = self._init(user, {"media_type": media_type, "media_category": category,
+                                   "total_bytes": form["_media_size"]})
+        if answer.status_code != 200:
+            return answer
+        media_id = json.loads(answer.get_data())["data"]["id"]
+        self.media[media_id].update(segments={0: form["_media_size"]}, received=form["_media_size"])
+        return self._finalize(user, media_id)
+
+    def _owned(self, user: dict[str, Any], media_id: str) -> tuple[dict[str, Any] | None, Response | None]:
+        media = self.media.get(str(media_id))
+        if not media or media["owner"] != user["id"] or media["expires_at"] <= self.now():
+            return None, self.invalid(f"Could not find media with id: [{media_id}]. It may have expired.",
+                                      {"media_id": [media_id]})
+        return media, None
+
+    def _video_problem(self, media: dict[str, Any]) -> str | None:
+        """Why processing will fail (the duration read from the head of segment 0), if it will."""
+        if not media["category"].endswith("video"):
+            return None
+        duration = mp4_duration(media["head"])
+        if duration is None:
+            return None
+        longest = self.config["max_amplify_video_seconds" if media["category"] == "amplify_video"
+                              else "max_video_seconds"]
+        if duration > longest:
+            return f"not allowed to post a video longer than {longest:g} seconds"
+        if duration < self.config["min_video_seconds"]:
+            return f"video duration is shorter than {self.config['min_video_seconds']:g} seconds"
+        return None
+
+    def _advance(self, media: dict[str, Any]) -> str:
+        """Move processing along with the clock; returns the state."""
+        if media["state"] in ("pending", "in_progress"):
+            elapsed = self.now() - media["finalized_at"]
+            if elapsed >= self.config["processing_seconds"]:
+                media["state"] = "failed" if media["fail"] else "succeeded"
+            elif elapsed >= self.config["pending_seconds"]:
+                media["state"] = "in_progress"
+        return media["state"]
+
+    def _media_view(self, media: dict[str, Any], *, with_size: bool) -> dict[str, Any]:
+        view: dict[str, Any] = {"id": media["id"], "media_key": media["key"]}
+        if with_size:
+            view.update(size=media["total"], expires_after_secs=int(media["expires_at"] - self.now()))
+        state = media["state"]
+        if media["category"].endswith(("image", "subtitles")):
+            return view
+        info: dict[str, Any] = {"state": state}
+        if state in ("pending", "in_progress"):
+            info["check_after_secs"] = self.config["check_after_secs"]
+        if state == "in_progress":
+            elapsed = self.now() - media["finalized_at"]
+            info["progress_percent"] = min(99, int(100 * elapsed / max(1, self.config["processing_seconds"])))
+        if state == "succeeded":
+            info["progress_percent"] = 100
+        if state == "failed":
+            info["error"] = {"code": 1, "name": "InvalidMedia",
+                             "message": f"Invalid or Unsupported media, Reason: {media['fail']}."}
+        view["processing_info"] = info
+        return view
+
+    def _form(self, request: Request) -> dict[str, Any] | Response:
+        """Form fields of a urlencoded or multipart body. A multipart `media` part is counted as it
+        streams past (`_media_size`, plus its first 64 KiB as `_media_head`), never stored."""
+        if request.mimetype == "application/x-www-form-urlencoded":
+            return request.form.to_dict()
+        if request.mimetype != "multipart/form-data":
+            return self.invalid("Requests with bodies must have content-type of multipart/form-data.")
+        boundary = request.mimetype_params.get("boundary")
+        if not boundary:
+            return self.invalid("The multipart body has no boundary.")
+        try:
+            return _stream_form(request, boundary)
+        except ValueError:
+            return self.invalid("The multipart body is malformed.")
+
+
+def _stream_form(request: Request, boundary: str) -> dict[str, Any]:
+    """The fields of a multipart body; the `media` part is only counted (see `_form`)."""
+    decoder = MultipartDecoder(boundary.encode())
+    fields: dict[str, Any] = {}
+    part: Field | File | None = None
+    value = bytearray()
+    stream = request.stream
+    while True:
+        data = stream.read(256 * 1024)
+        decoder.receive_data(data or None)
+        event = decoder.next_event()
+        while not isinstance(event, (NeedData, Epilogue)):
+            if isinstance(event, (Field, File)):
+                part, value = event, bytearray()
+                if isinstance(event, File) and event.name == "media":
+                    fields.update(_media_size=0, _media_head=b"")
+            elif isinstance(event, Data) and part is not None:
+                if isinstance(part, File) and part.name == "media":
+                    fields["_media_size"] += len(event.data)
+                    if len(fields["_media_head"]) < _HEAD:
+                        fields["_media_head"] += event.data[:_HEAD - len(fields["_media_head"])]
+                elif isinstance(part, Field):
+                    value += event.data
+                    if len(value) > _HEAD:
+                        raise ValueError("form field too large")
+                    if not event.more_data:
+                        fields[part.name] = value.decode("utf-8", "replace")
+            event = decoder.next_event()
+        if not data or isinstance(event, Epilogue):
+            return fields
+
+
+def _not_found(kind: str, value: str) -> dict[str, Any]:
+    return {"value": value, "detail": f"Could not find {kind} with id: [{value}].", "title": "Not Found Error",
+            "resource_type": kind, "parameter": "id", "resource_id": value, "type": f"{PROBLEMS}/resource-not-found"}
+
+
+def _slug(seed: str) -> str:
+    return base64.b32encode(hashlib.sha256(seed.encode()).digest()).decode().lower()[:10]
+
+
+def _shortened(text: str) -> str:
+    """Text as X shows it: every URL wrapped in a t.co link."""
+    out, last = [], 0
+    for start, end in url_spans(text):
+        out += [text[last:start], f"https://t.co/{_slug(text[start:end])}"]
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _iso(epoch: float) -> str:
+    moment = datetime.fromtimestamp(epoch, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _parse_time(value: str) -> float | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
