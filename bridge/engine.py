@@ -203,6 +203,9 @@ class _Driver:
 
     def release(self, next_at: datetime, *, metadata: dict | None = None, note: str | None = None,
                 count_retry: bool = False) -> str:
+        if metadata is not None and not metadata.get("reconcile_first"):
+            # the step answered (an error that says nothing was done): nothing is in flight
+            metadata.pop("in_flight", None)
         values = {"lease_owner": None, "lease_until": None, "next_attempt_at": next_at, "updated_at": utcnow()}
         if metadata is not None:
             values["metadata"] = json.dumps(metadata)
@@ -280,12 +283,22 @@ class _Driver:
 
             job = PublishJob(post_id=self.post_id, account=oauth.account_ref(self.rt, account), content=content,
                              caption=caption, checkpoint=dict(checkpoint), progress=self._progress(metadata))
+            # A step that was in flight when its worker died may have taken effect: ask first.
+            if metadata.get("in_flight") is not None:
+                metadata["reconcile_first"] = True
             try:
                 if metadata.get("reconcile_first"):
                     result = client.reconcile(job)
                     metadata.pop("reconcile_first", None)
+                    metadata.pop("in_flight", None)
                 else:
+                    # Write-ahead: the intent is stored before the platform call, the result after.
+                    metadata["in_flight"] = checkpoint.get("stage", "start")
+                    if not self.persist(metadata):
+                        return "lost_lease"
+                    failpoint("before_step")
                     result = client.publish_step(job)
+                    failpoint("after_step")
             except TokenExpired as exc:
                 if self.refreshed:
                     return self.fail("token_rejected", f"{client.display_name} refused the saved login even after "
@@ -320,6 +333,7 @@ class _Driver:
 
             _observe_call(post["platform"], "ok")
             metadata["checkpoint"] = result.checkpoint
+            metadata.pop("in_flight", None)
             metadata.pop("transient_attempts", None)
             if result.done:
                 return self.succeed(result, metadata)
@@ -379,6 +393,31 @@ class _Driver:
                 self.persist(metadata)
 
         return report
+
+
+def failpoint(name: str) -> None:
+    """Crash tests: `AURAREELS_FAILPOINT=after_step:3:/tmp/marker` kills this process (SIGKILL)
+    the third time it passes `after_step`, once: the marker file records that it fired (jobs run
+    in forked children, which do not share a counter). Unset in production: one lookup."""
+    spec = os.environ.get("AURAREELS_FAILPOINT")
+    if not spec:
+        return
+    target, _, rest = spec.partition(":")
+    count, _, marker = rest.partition(":")
+    if target != name or (marker and os.path.exists(marker)):
+        return
+    key = f"{name}:{os.getpid()}"
+    _FAILPOINT_HITS[key] = _FAILPOINT_HITS.get(key, 0) + 1
+    if _FAILPOINT_HITS[key] >= int(count or 1):
+        import signal
+
+        if marker:
+            with open(marker, "w") as handle:
+                handle.write(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_FAILPOINT_HITS: dict[str, int] = {}
 
 
 def _after(seconds: float) -> datetime:

@@ -121,7 +121,7 @@ def rt(settings, shared_engine, redis_client) -> Runtime:
     runtime = Runtime.from_settings(settings, engine=shared_engine)
     t = runtime.tables
     with shared_engine.begin() as conn:
-        for table in (t.analytics, t.posts, t.accounts, t.videos):
+        for table in (t.analytics, t.posts, t.accounts, t.videos, t.requests, t.webhook_events):
             conn.execute(delete(table))
     redis_client.flushdb()
     yield runtime
@@ -211,9 +211,68 @@ def worker_env(database_url: str, **extra) -> dict[str, str]:
                     **extra)
 
 
+ENGINE_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
+
+
 @pytest.fixture(scope="session")
-def worker(database_url):
-    """One real worker process for the session (sandbox platforms, the session database)."""
-    process = WorkerProcess(worker_env(database_url)).start()
+def engine_database_url(fresh_database) -> str:
+    """A database of its own for tests that run real workers, so they never race the API tests."""
+    url = mysql_url(fresh_database())
+    engine = make_engine(url)
+    migrate(engine, "wp_")
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine_sandbox():
+    """A stand-alone sandbox shared by the test process and the worker processes (through
+    AURAREELS_HOST_MAP), so tests inject faults and read the platforms' own records."""
+    from bridge.sandbox.core import start_server
+
+    server, sandbox, base_url = start_server()
+    yield sandbox, base_url
+    server.shutdown()
+
+
+def engine_env(engine_database_url: str, engine_sandbox, **extra) -> dict[str, str]:
+    import json as _json
+
+    from bridge.sandbox.core import host_map_for
+
+    sandbox, base_url = engine_sandbox
+    return worker_env(engine_database_url, AURAREELS_REDIS_URL=ENGINE_REDIS_URL,
+                      AURAREELS_HOST_MAP=_json.dumps(host_map_for(base_url, sandbox)), AURAREELS_HTTP_TIMEOUT="2",
+                      **extra)
+
+
+@pytest.fixture(scope="session")
+def engine_settings(engine_database_url, engine_sandbox) -> Settings:
+    return Settings.from_env(engine_env(engine_database_url, engine_sandbox))
+
+
+@pytest.fixture(scope="session")
+def worker(engine_database_url, engine_sandbox):
+    """One real `aurareels-bridge worker` process on the engine database and the shared sandbox."""
+    process = WorkerProcess(engine_env(engine_database_url, engine_sandbox)).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def engine_rt(engine_settings, worker, engine_sandbox) -> Runtime:
+    """A runtime on the engine database with a running worker and a reset sandbox whose platforms
+    finish processing at once; rows emptied before each test."""
+    sandbox, _ = engine_sandbox
+    sandbox.reset()
+    for name, emulator in sandbox.emulators.items():
+        fast = {k: 0 for k in ("processing_seconds", "moderation_seconds") if k in emulator.config}
+        if fast:
+            emulator.configure(**fast)
+    runtime = Runtime.from_settings(engine_settings)
+    t = runtime.tables
+    with runtime.engine.begin() as conn:
+        for table in (t.analytics, t.posts, t.accounts, t.videos, t.requests):
+            conn.execute(delete(table))
+    yield runtime
+    runtime.engine.dispose()

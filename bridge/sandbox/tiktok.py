@@ -790,7 +790,7 @@ class TikTokEmulator(Emulator):
                 and now >= pub["ready_at"]:
             self._finish(pub)
         if pub["status"] == "PUBLISH_COMPLETE" and pub["public_at"] is not None and not pub["post_ids"] \
-                and now >= pub["public_at"]:
+                and self.now() >= pub["public_at"]:
             pub["post_ids"] = [pub["post_id"]]
             self._webhook(pub, "post.publish.publicly_available", post_id=pub["post_id"])
 

@@ -177,10 +177,8 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
         if row is None:
             raise NotFound("This account was not found.", code="account_not_found")
         expires = row["token_expires_at"]
-        if not force and expires is not None and expires - utcnow() > early:
+        if not force and not _due_for_refresh(row, early):
             return row
-        if not force and expires is None:
-            return row  # a token without expiry (some page tokens) is not refreshed on a timer
         client = get_client(rt.settings, row["platform"])
         refresh_token = rt.vault.decrypt_optional(row["refresh_token"])
         try:
@@ -210,6 +208,26 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
         conn.execute(update(t).where(t.c.id == account_id).values(**values))
         _count_refresh(rt, row["platform"])
         return conn.execute(select(t).where(t.c.id == account_id)).mappings().first()
+
+
+REFRESH_FLOOR = timedelta(minutes=10)
+REFRESH_SPACING = timedelta(minutes=30)
+
+
+def _due_for_refresh(row, early: timedelta) -> bool:
+    """Refresh when the token expires within `early`, but not again within REFRESH_SPACING of the
+    last refresh (platforms whose tokens live 2 h would otherwise refresh before every step), and
+    always when it expires within REFRESH_FLOOR. A token without expiry is not refreshed on a timer."""
+    expires = row["token_expires_at"]
+    if expires is None:
+        return False
+    left = expires - utcnow()
+    if left <= REFRESH_FLOOR:
+        return True
+    if left > early:
+        return False
+    last = row["last_token_refresh"]
+    return last is None or utcnow() - last >= REFRESH_SPACING
 
 
 def _count_refresh(rt: Runtime, platform: str) -> None:
