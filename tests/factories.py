@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert
@@ -12,7 +13,7 @@ SANDBOX_VIDEO = "https://media.sandbox.aurareels.test/videos/clip.mp4?size=30000
 
 
 def add_video(rt, user_id: int, job_id: str | None = None, mp4_url: str | None = SANDBOX_VIDEO) -> str:
-    job_id = job_id or f"job-{user_id}-{utcnow().timestamp()}-{id(rt)}"
+    job_id = job_id or f"job-{user_id}-{uuid.uuid4().hex[:12]}"
     with rt.engine.begin() as conn:
         conn.execute(insert(rt.tables.videos).values(job_id=job_id, wp_user_id=user_id, mp4_url=mp4_url,
                                                      thumbnail_url="https://media.sandbox.aurareels.test/images/t.jpg"))

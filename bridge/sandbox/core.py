@@ -433,11 +433,28 @@ def sandbox_app() -> Callable:
     return app
 
 
+def _request_handler():
+    """werkzeug's request handler, keeping headers whose names hold underscores (werkzeug drops
+    them; Meta's rupload sends `file_size` and `file_url`), as the in-process transport does."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    class Handler(WSGIRequestHandler):
+        def make_environ(self):
+            environ = super().make_environ()
+            for key, value in self.headers.items():
+                if "_" in key:
+                    environ.setdefault("HTTP_" + key.upper().replace("-", "_"), value)
+            return environ
+
+    return Handler
+
+
 def serve(host: str = "127.0.0.1", port: int = 9100, sandbox: Sandbox | None = None):
     """Run a sandbox as a stand-alone HTTP server (blocking). Returns when interrupted."""
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, sandbox or Sandbox(), threaded=True, use_reloader=False)
+    run_simple(host, port, sandbox or Sandbox(), threaded=True, use_reloader=False,
+               request_handler=_request_handler())
 
 
 def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None):
@@ -445,7 +462,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None
     from werkzeug.serving import make_server
 
     sandbox = sandbox or Sandbox()
-    server = make_server(host, port, sandbox, threaded=True)
+    server = make_server(host, port, sandbox, threaded=True, request_handler=_request_handler())
     threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
     return server, sandbox, f"http://{host}:{server.server_port}"
 

@@ -1,0 +1,340 @@
+"""Meta's Graph API, shared by Instagram (Facebook Login flavour) and Facebook Pages.
+
+Both platforms log in through Facebook Login, call `graph.facebook.com` with the same versioned
+paths and answer errors in the same envelope, so this module holds what they share:
+
+* `GRAPH_VERSION`, the one place the Graph version is chosen (a client may override
+  `graph_version`);
+* `MetaClient`, the Facebook-Login OAuth (dialog on www.facebook.com, code exchange by GET on
+  `/oauth/access_token`, then the short-lived -> long-lived exchange with `fb_exchange_token`),
+  small Graph helpers, and `map_error` for the Graph error envelope;
+* the webhook helpers `verify_subscription` (the `hub.challenge` handshake) and
+  `verify_signature` (`X-Hub-Signature-256`).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Mapping
+
+import httpx
+
+from bridge.logs import redact
+from bridge.platforms.base import AccountRef, PlatformClient, TokenSet, retry_after_seconds
+from bridge.platforms.errors import (
+    PlatformError,
+    RateLimited,
+    Reauthorize,
+    Rejected,
+    TokenExpired,
+    Transient,
+)
+
+# The current Graph version when this was written (Meta keeps each version about two years).
+GRAPH_VERSION = "v25.0"
+
+GRAPH = "https://graph.facebook.com"
+GRAPH_VIDEO = "https://graph-video.facebook.com"
+WWW = "https://www.facebook.com"
+RUPLOAD = "https://rupload.facebook.com"
+META_HOSTS = ("graph.facebook.com", "graph-video.facebook.com", "www.facebook.com", "rupload.facebook.com")
+
+# error_subcode of code 190 that mean the grant itself is gone (app removed, password changed,
+# session invalidated, checkpoint): refreshing cannot help, the creator must log in again.
+_GRANT_GONE = {458, 459, 460, 464, 467, 492}
+_THROTTLED = {4, 17, 32, 341, 613, 80001, 80002, 80003, 80004, 80005, 80006, 80008, 80014}
+_DEFAULT_WAIT = 300.0
+
+
+# ------------------------------------------------------------------------------------ webhooks
+def verify_subscription(params: Mapping[str, str], verify_token: str | None) -> str | None:
+    """The `hub.challenge` to echo when Meta's subscription handshake carries our verify token,
+    else None (answer 403)."""
+    if not verify_token or params.get("hub.mode") != "subscribe":
+        return None
+    offered = params.get("hub.verify_token") or ""
+    if not hmac.compare_digest(offered.encode(), verify_token.encode()):
+        return None
+    return params.get("hub.challenge")
+
+
+def verify_signature(app_secret: str | None, header_value: str | None, body: bytes) -> bool:
+    """Whether `X-Hub-Signature-256: sha256=<hex>` is the HMAC-SHA256 of the raw body under the
+    app secret."""
+    if not app_secret or not header_value or not header_value.startswith("sha256="):
+        return False
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header_value[len("sha256="):].strip().lower())
+
+
+# ------------------------------------------------------------------------------------- errors
+def graph_error(body: Any) -> dict[str, Any] | None:
+    """The `error` object of a Graph error envelope, or None."""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return body["error"]
+    return None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_TOKENISH = re.compile(r"\b[A-Za-z0-9_\-|]{32,}\b")
+
+
+def safe_text(text: Any, limit: int = 180) -> str:
+    """A platform message fit for a creator: tokens removed (Graph echoes malformed tokens back)."""
+    value = _TOKENISH.sub("[redacted]", redact(str(text or ""))).strip()
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def usage_wait(response: httpx.Response) -> float | None:
+    """Seconds until access returns, from `X-Business-Use-Case-Usage` / `X-App-Usage`
+    (`estimated_time_to_regain_access` is in minutes) or `Retry-After`."""
+    minutes = []
+    for header in ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage"):
+        raw = response.headers.get(header)
+        if not raw:
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            continue
+        entries: list[Any] = []
+        if isinstance(data, dict) and "estimated_time_to_regain_access" in data:
+            entries.append(data)
+        elif isinstance(data, dict):
+            for value in data.values():
+                entries.extend(value if isinstance(value, list) else [value])
+        for entry in entries:
+            if isinstance(entry, dict) and _int(entry.get("estimated_time_to_regain_access")):
+                minutes.append(int(entry["estimated_time_to_regain_access"]))
+    if minutes:
+        return max(minutes) * 60.0
+    return retry_after_seconds(response)
+
+
+def graph_time(value: Any) -> float:
+    """Epoch seconds of a Graph timestamp such as 2024-05-01T12:00:00+0000 (0 if unreadable)."""
+    try:
+        return datetime.strptime(str(value), "%Y-%m-%dT%H:%M:%S%z").timestamp()
+    except ValueError:
+        return 0.0
+
+
+def server_now(response: httpx.Response | None) -> float:
+    """The platform's clock from the `Date` header (rolling windows are the platform's), else ours."""
+    # An intermediary may add its own Date before the origin's; the origin's comes last.
+    dates = response.headers.get_list("Date") if response is not None else []
+    raw = dates[-1] if dates else None
+    if raw:
+        try:
+            return parsedate_to_datetime(raw).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return time.time()
+
+
+# ------------------------------------------------------------------------------------- client
+class MetaClient(PlatformClient):
+    """Facebook Login and the Graph API; Instagram and Facebook Pages subclass it."""
+
+    graph_version: ClassVar[str] = GRAPH_VERSION
+    hosts = META_HOSTS
+    scope_separator = ","
+    # Meta's code exchange is a GET with the client credentials in the query string.
+    token_request_format = "query"
+    token_request_method = "GET"
+    # How long to wait between status polls while Meta processes media (Meta suggests a minute).
+    poll_seconds: ClassVar[float] = 30.0
+
+    @property
+    def authorize_url(self) -> str:  # type: ignore[override]
+        return f"{WWW}/{self.graph_version}/dialog/oauth"
+
+    @property
+    def token_url(self) -> str:  # type: ignore[override]
+        return self.graph_url("oauth/access_token")
+
+    def graph_url(self, path: str, base: str = GRAPH) -> str:
+        return f"{base}/{self.graph_version}/{path.lstrip('/')}"
+
+    # ------------------------------------------------------------------ OAuth
+    def exchange_code(self, code: str, code_verifier: str | None = None) -> TokenSet:
+        """Code -> short-lived user token -> long-lived user token (about 60 days)."""
+        # Meta's code exchange takes no grant_type; the base's would be ignored, so leave it out.
+        short = self.parse_token_response(self._token_request({"code": code, "redirect_uri": self.redirect_uri}))
+        tokens = self.exchange_long_lived(short.access_token)
+        tokens.scope = ",".join(self.granted_permissions(tokens.access_token)) or None
+        return tokens
+
+    def exchange_long_lived(self, token: str) -> TokenSet:
+        body = self._token_request({"grant_type": "fb_exchange_token", "fb_exchange_token": token})
+        tokens = self.parse_token_response(body)
+        # Meta has no refresh grant: the long-lived token is re-exchanged while it is valid, so it
+        # doubles as the refresh token.
+        tokens.refresh_token = tokens.access_token
+        return tokens
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Re-exchange a still-valid long-lived user token; an expired one needs a new login."""
+        try:
+            return self.exchange_long_lived(refresh_token)
+        except TokenExpired as exc:
+            raise Reauthorize(f"The {self.display_name} login has expired; connect the account again.",
+                              platform=self.name, code="login_expired", platform_code=exc.platform_code,
+                              http_status=exc.http_status) from None
+
+    def revoke(self, account: AccountRef) -> bool:
+        """Remove the app's permissions for the Meta user behind the account. This ends the whole
+        login: every Page and Instagram account connected through it stops working."""
+        user_id = account.metadata.get("user_id")
+        if user_id and self.client_id and self.client_secret:
+            # The app token works even when the user's own token has expired.
+            url, token = self.graph_url(f"{user_id}/permissions"), f"{self.client_id}|{self.client_secret}"
+        else:
+            url, token = self.graph_url("me/permissions"), account.access_token
+        response = self.http.request("DELETE", url, headers=self.auth(token), idempotent=True)
+        if response.status_code < 400:
+            return True
+        error = graph_error(self._json(response, strict=False)) or {}
+        # An already revoked or expired grant is what we wanted.
+        return _int(error.get("code")) == 190
+
+    def granted_permissions(self, token: str) -> list[str]:
+        body = self.graph_get(token, "me/permissions")
+        return [p["permission"] for p in body.get("data", []) if p.get("status") == "granted"]
+
+    # ------------------------------------------------------------------ Graph calls
+    @staticmethod
+    def auth(token: str) -> dict[str, str]:
+        # A header keeps tokens out of URLs (and so out of access logs).
+        return {"Authorization": f"Bearer {token}"}
+
+    def graph_get(self, token: str, path: str, params: dict[str, Any] | None = None, *,
+                  base: str = GRAPH) -> dict[str, Any]:
+        """GET a Graph path (relative, or an absolute `paging.next` URL); raises the mapped error."""
+        url = path if path.startswith("https://") else self.graph_url(path, base)
+        response = self.http.request("GET", url, params=params, headers=self.auth(token))
+        self.raise_for(response)
+        return self._json(response)
+
+    def graph_post(self, token: str, path: str, data: dict[str, Any], *, base: str = GRAPH,
+                   effect: bool = True) -> dict[str, Any]:
+        """POST form fields. With `effect` (creates something), a 5xx or timeout after sending is
+        `UnknownOutcome`."""
+        response = self.http.request("POST", self.graph_url(path, base), data=form_fields(data),
+                                     headers=self.auth(token), idempotent=not effect)
+        self.raise_for(response, sent_effect=effect)
+        return self._json(response)
+
+    def graph_list(self, token: str, path: str, params: dict[str, Any], max_pages: int = 10) -> list[dict[str, Any]]:
+        """Every item of a paged edge (following `paging.next`, up to `max_pages` pages)."""
+        items: list[dict[str, Any]] = []
+        body = self.graph_get(token, path, params)
+        for _ in range(max_pages):
+            items.extend(body.get("data", []))
+            following = (body.get("paging") or {}).get("next")
+            if not following:
+                break
+            body = self.graph_get(token, following)
+        return items
+
+    # ------------------------------------------------------------------ errors
+    def map_error(self, response: httpx.Response, body: Any = None) -> PlatformError:
+        """Graph error envelope (code / error_subcode) into the taxonomy."""
+        if isinstance(body, dict) and isinstance(body.get("debug_info"), dict):
+            return self._map_upload_error(response, body["debug_info"])
+        error = graph_error(body)
+        if error is None:
+            return super().map_error(response, body)
+        code, sub = _int(error.get("code")), _int(error.get("error_subcode"))
+        status = response.status_code
+        name = self.display_name
+        platform_code = f"{code}/{sub}" if sub else code
+        kw = {"platform": self.name, "platform_code": platform_code, "http_status": status}
+        reason = safe_text(error.get("error_user_msg") or error.get("message"))
+
+        specific = self.map_specific(code, sub, error, response)
+        if specific is not None:
+            return specific
+        if code == 190 or code == 102:
+            if sub in _GRANT_GONE:
+                return Reauthorize(f"{name} ended this login (the password changed, the app was removed or the "
+                                   f"session was closed); connect the account again.", code="login_revoked", **kw)
+            return TokenExpired(f"The {name} login has expired; refreshing it.", code="token_expired", **kw)
+        if code == 100 and sub in (36007, 36008, 36009):
+            return Reauthorize(f"{name} refused the login code ({reason}); connect the account again.",
+                               code="oauth_invalid_grant", **kw)
+        if code == 101 or (code == 1 and "client" in str(error.get("message", "")).lower()):
+            return Rejected(f"{name} does not accept this site's app credentials; ask the administrator to check "
+                            f"the app id and secret.", code="platform_not_configured", **kw)
+        if code == 9 and sub == 2207042:
+            return RateLimited(f"{name}'s limit of API posts per 24 hours is reached for this account; the post "
+                               f"will go out when a slot frees.", code="publish_limit_reached",
+                               retry_after=usage_wait(response) or 3600.0, **kw)
+        if code == 9007 or sub == 2207027:
+            # Not an error of the post: the media is still processing. Wait and ask again.
+            return RateLimited(f"{name} is still processing the media; publishing continues when it is ready.",
+                               code="media_not_ready", retry_after=self.poll_seconds, **kw)
+        if code in _THROTTLED or sub == 1390008:
+            return RateLimited(f"{name} is limiting requests for this account; the post continues when it "
+                               f"allows.", code="rate_limited", retry_after=usage_wait(response) or _DEFAULT_WAIT,
+                               **kw)
+        if code == 10 or code == 210 or (code is not None and 200 <= code <= 299):
+            return Reauthorize(f"{name} did not grant the permission this needs ({reason}); connect the account "
+                               f"again and allow every requested permission.", code="permission_missing", **kw)
+        if code == 368 or sub in (1346003, 1404102, 2207051):
+            return Rejected(f"{name} blocked this post as possibly abusive or spam; review the content or try "
+                            f"later.", code="blocked", **kw)
+        if code == 506:
+            return Rejected(f"{name} refused a duplicate of the previous post; change the text.",
+                            code="duplicate_post", **kw)
+        if code in (1, 2) or error.get("is_transient") or status >= 500 or code in (-1, -2):
+            return Transient(f"{name} had a temporary problem; it will be tried again.", code="platform_unavailable",
+                             **kw)
+        if code == 100 and sub == 33:
+            return Rejected(f"{name} cannot find this item, or the login may not reach it; check that the account "
+                            f"is still connected to it.", code="not_found", **kw)
+        return Rejected(f"{name} refused the request: {reason}", code="rejected", **kw)
+
+    def map_specific(self, code: int | None, sub: int | None, error: dict[str, Any],
+                     response: httpx.Response) -> PlatformError | None:
+        """Platform-specific codes, checked before the shared Graph mapping (hook)."""
+        return None
+
+    def _map_upload_error(self, response: httpx.Response, info: dict[str, Any]) -> PlatformError:
+        """rupload's own shape: {"debug_info": {"retriable", "type", "message"}}."""
+        kind = str(info.get("type") or "")
+        kw = {"platform": self.name, "platform_code": kind or None, "http_status": response.status_code}
+        if kind == "OffsetInvalidError" or info.get("retriable") or response.status_code >= 500:
+            return Transient(f"The upload to {self.display_name} was interrupted; it resumes where it stopped.",
+                             code="upload_interrupted", **kw)
+        if response.status_code in (401, 403) or kind in ("AuthorizationError", "AuthenticationError"):
+            return TokenExpired(f"The {self.display_name} login has expired; refreshing it.", code="token_expired",
+                                **kw)
+        return Rejected(f"{self.display_name} refused the video upload: {safe_text(info.get('message'))}",
+                        code="upload_rejected", **kw)
+
+
+def form_fields(data: dict[str, Any]) -> dict[str, str]:
+    """Form fields as Graph wants them: booleans as true/false, lists and dicts as JSON."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (list, dict)):
+            out[key] = json.dumps(value, separators=(",", ":"))
+        else:
+            out[key] = str(value)
+    return out
