@@ -119,9 +119,11 @@ def test_oversized_body_is_413_envelope(client, probe):
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)
-def test_health_ok_with_a_running_worker(client, worker, prefix):
+def test_health_ok_with_a_running_worker(engine_rt, prefix):
+    from bridge.app import create_app
     from tests.conftest import wait_for
 
+    client = create_app(runtime=engine_rt).test_client()
     response = wait_for(lambda: (r := client.get(f"{prefix}/health")).status_code == 200 and r)
     body = response.get_json()
     assert body["status"] == "ok"

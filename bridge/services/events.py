@@ -38,7 +38,7 @@ def emit(rt, event: str, post_id: int) -> None:
         from bridge.services.scheduler import DEFAULT_QUEUE, queue
 
         event_id = uuid.uuid4().hex
-        queue(rt, DEFAULT_QUEUE).enqueue(jobs.deliver_event, event, post_id, event_id, job_id=f"event:{event_id}",
+        queue(rt, DEFAULT_QUEUE).enqueue(jobs.deliver_event, event, post_id, event_id, job_id=f"event-{event_id}",
                                          retry=Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 7200]))
     except Exception as exc:
         log.warning("could not queue webhook %s: %s", event, type(exc).__name__, extra={"post_id": post_id})

@@ -25,11 +25,11 @@ JOB_TIMEOUT = 900  # shorter than the post lease, so a job never outlives its cl
 
 
 def publish_job_id(post_id: int) -> str:
-    return f"publish:{post_id}"
+    return f"publish-{post_id}"
 
 
 def wake_job_id(post_id: int) -> str:
-    return f"wake:{post_id}"
+    return f"wake-{post_id}"
 
 
 def queue(rt: Runtime, name: str = PUBLISH_QUEUE) -> Queue:
@@ -59,7 +59,7 @@ def hand_over(rt: Runtime, post_id: int, scheduled_at: datetime | None, user_id:
             from bridge import jobs
 
             queue(rt, DEFAULT_QUEUE).enqueue(
-                jobs.notify_n8n, post_id, job_id=f"n8n:{post_id}:{int(scheduled_at.timestamp())}",
+                jobs.notify_n8n, post_id, job_id=f"n8n-{post_id}-{int(scheduled_at.timestamp())}",
                 retry=Retry(max=6, interval=[5, 15, 60, 120, 300, 600]))
         else:
             from bridge import jobs
