@@ -198,3 +198,37 @@ def test_worker_killed_at_a_step_boundary_publishes_once(engine_rt, api, sandbox
     records = published_on(sandbox, "tiktok")
     assert len(records) <= 1
     assert row["status"] == "published" or row["error_code"] == "unconfirmed", row["error_message"]
+
+
+# Each platform's "create" call: the one whose effect must never happen twice.
+CREATE_CALLS = {
+    "tiktok": ("video/init", {}),
+    "instagram": ("media_publish", {}),
+    "facebook": ("video_reels", {}),
+    "youtube": ("upload/youtube/v3/videos", {}),
+    "twitter": ("/2/tweets$", {}),
+    "linkedin": ("/rest/posts$", {}),
+}
+
+
+@pytest.mark.parametrize("platform", list(CREATE_CALLS))
+def test_every_platform_publishes_once_through_the_engine(engine_rt, api, sandbox, platform):
+    account = connect(engine_rt, platform)
+    post_id = publish(api, engine_rt, account, caption=f"Engine {platform}")
+    row = final(engine_rt, post_id, timeout=60)
+    assert row["status"] == "published", (row["error_code"], row["error_message"])
+    assert row["platform_post_id"]
+    assert len(published_on(sandbox, platform)) == 1
+
+
+@pytest.mark.parametrize("platform", list(CREATE_CALLS))
+def test_lost_create_response_never_publishes_twice(engine_rt, api, sandbox, platform):
+    account = connect(engine_rt, platform)
+    path, _ = CREATE_CALLS[platform]
+    sandbox.inject(platform, kind="lost", method="POST", path=path, times=1)
+    post_id = publish(api, engine_rt, account, caption=f"Lost {platform}")
+    row = final(engine_rt, post_id, timeout=60)
+    assert any(r["fault"] == "lost" for r in sandbox.requests(platform)), "the fault did not fire"
+    assert len(published_on(sandbox, platform)) <= 1
+    assert row["status"] == "published" or row["error_code"] == "unconfirmed", (row["error_code"],
+                                                                                 row["error_message"])
