@@ -1,27 +1,35 @@
 """RQ entry points only. Each takes ids, builds nothing heavy, and calls a service."""
 from __future__ import annotations
 
+import os
 import threading
 
 from bridge.runtime import Runtime
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
+_runtime_pid: int | None = None
 
 
 def set_runtime(rt: Runtime) -> None:
     """The worker process's runtime (set by `aurareels-bridge worker` / `up`)."""
-    global _runtime
-    _runtime = rt
+    global _runtime, _runtime_pid
+    _runtime, _runtime_pid = rt, os.getpid()
 
 
 def runtime() -> Runtime:
-    global _runtime
+    """The runtime for this process. A job runs in a child forked from the worker: the child must
+    not use the database connections it inherited (the parent's threads use the same sockets),
+    so it drops them without closing and opens its own."""
+    global _runtime, _runtime_pid
     with _lock:
         if _runtime is None:
             from bridge.config import Settings
 
-            _runtime = Runtime.from_settings(Settings.from_env())
+            _runtime, _runtime_pid = Runtime.from_settings(Settings.from_env()), os.getpid()
+        elif _runtime_pid != os.getpid():
+            _runtime.engine.dispose(close=False)
+            _runtime_pid = os.getpid()
         return _runtime
 
 

@@ -5,6 +5,11 @@ whether Redis was wiped (then sweeps at once), sweeps every `AURAREELS_SWEEP_SEC
 the periodic jobs (token refresh) under a Redis lock so one worker in the fleet does each. In the
 embedded run (`up`) the worker is a SimpleWorker: the in-process Redis stand-in cannot be shared
 with forked children.
+
+By default each job runs in a forked child (RQ's Worker). With `--concurrency N` one process runs
+up to N jobs at once in threads (`ThreadedWorker`): a publish spends its time waiting on the
+platforms, so one process overlaps hundreds of them where forking would need a process each.
+Either way a post is published once: the engine claims it in MySQL before any platform call.
 """
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from rq import Queue, SimpleWorker, Worker
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import and_, select
 
 from bridge.runtime import Runtime
@@ -66,10 +73,12 @@ class Maintenance(threading.Thread):
                 if self.scheduler_alive():
                     self.rt.redis.set(SCHEDULER_KEY, self.worker_name, ex=HEARTBEAT_TTL)
                 now = time.monotonic()
-                if now >= next_sweep or not self.rt.redis.exists(SENTINEL):
-                    if self.rt.redis.set("bridge:lock:sweep", self.worker_name, nx=True, ex=10):
+                wiped = not self.rt.redis.exists(SENTINEL)
+                if now >= next_sweep or wiped:
+                    # one sweep per interval for the whole fleet: the lock expires, it is not released
+                    ttl = max(1, int(sweep_seconds()) - 1)
+                    if wiped or self.rt.redis.set("bridge:lock:sweep", self.worker_name, nx=True, ex=ttl):
                         sweep(self.rt)
-                        self.rt.redis.delete("bridge:lock:sweep")
                     next_sweep = now + sweep_seconds()
                 if now >= next_refresh:
                     next_refresh = now + REFRESH_EVERY
@@ -101,14 +110,95 @@ def refresh_expiring_tokens(rt: Runtime, within: timedelta = timedelta(hours=6))
     return refreshed
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False) -> int:
+class ThreadedWorker(SimpleWorker):
+    """An RQ worker that runs up to `concurrency` jobs at once, each in a thread of this process.
+
+    One thread dequeues, and only when a job thread is free, so a taken job never waits here; each
+    running job is one RQ execution of this worker. Job timeouts use a timer thread (SIGALRM only
+    reaches the main thread). `drain()` waits for the running jobs (warm shutdown).
+    """
+
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args, concurrency: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.concurrency = max(1, int(concurrency))
+        self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        while not self._slots.acquire(timeout=1.0):  # every job thread busy
+            if self._stop_requested:
+                return None
+            self.heartbeat()
+        try:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except BaseException:
+            self._slots.release()
+            raise
+        if result is None:
+            self._slots.release()
+        return result
+
+    def execute_job(self, job, queue):
+        execution = self.prepare_execution(job)
+        self._pool.submit(self._perform, job, queue, execution)
+
+    def _perform(self, job, queue, execution) -> None:
+        try:
+            self.perform_job(job, queue, execution)
+        except Exception:  # perform_job records job failures itself; this is RQ's own bookkeeping
+            log.exception("job %s: worker bookkeeping failed", job.id)
+        finally:
+            self._slots.release()
+
+    def drain(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def pool_settings(concurrency: int) -> dict:
+    """SQLAlchemy pool for a worker running `concurrency` jobs at once. A job holds a connection
+    only between its statements' begin and commit, never across a platform call, so a fraction
+    suffices; the cap keeps several such workers under MySQL's max_connections (151 by default)."""
+    return {"pool_size": max(10, min(concurrency // 4, 30)), "max_overflow": 10, "pool_timeout": 60}
+
+
+def _preload() -> None:
+    """Import what jobs use before the first fork, so each forked job does not import it again."""
+    from bridge import engine  # noqa: F401
+    from bridge.platforms.registry import available
+
+    available()
+
+
+_fork_hook_installed = False
+
+
+def _fresh_pool_in_child() -> None:
+    """A forked job must not share the parent's pooled MySQL connections (the maintenance thread
+    uses them meanwhile): the child gets an empty pool and leaves the parent's sockets alone."""
+    from bridge import jobs
+
+    rt = jobs._runtime
+    if rt is not None:
+        rt.engine.dispose(close=False)
+
+
+def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, concurrency: int = 1) -> int:
+    global _fork_hook_installed
     from bridge import jobs
 
     jobs.set_runtime(rt)
+    _preload()
+    if not _fork_hook_installed:
+        os.register_at_fork(after_in_child=_fresh_pool_in_child)
+        _fork_hook_installed = True
     embedded = embedded or rt.redis_is_embedded
-    worker_cls = SimpleWorker if embedded else Worker
     name = f"{socket.gethostname()}.{os.getpid()}"
-    worker = worker_cls(queues(rt), connection=rt.redis, name=name)
+    if concurrency > 1:
+        worker = ThreadedWorker(queues(rt), connection=rt.redis, name=name, concurrency=concurrency)
+    else:
+        worker = (SimpleWorker if embedded else Worker)(queues(rt), connection=rt.redis, name=name)
     in_thread = None
     if embedded:
         from rq.scheduler import RQScheduler
@@ -116,9 +206,11 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False) -> i
         in_thread = RQScheduler(QUEUES, connection=rt.redis)
     maintenance = Maintenance(rt, name, worker, in_thread)
     maintenance.start()
-    log.info("worker %s starting on queues %s", name, ",".join(QUEUES))
+    log.info("worker %s starting on queues %s (%d at once)", name, ",".join(QUEUES), max(1, concurrency))
     try:
         worker.work(burst=burst, with_scheduler=not embedded, logging_level="WARNING")
+        if isinstance(worker, ThreadedWorker):
+            worker.drain()
     finally:
         maintenance.stop.set()
         try:

@@ -27,6 +27,44 @@ MYSQL_PORT = int(os.environ.get("AURAREELS_TEST_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("AURAREELS_TEST_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("AURAREELS_TEST_MYSQL_PASSWORD", "")
 REDIS_URL = os.environ.get("AURAREELS_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+_private_redis = None
+
+
+def pytest_configure(config):
+    """Each test session gets its own real Redis server on a free port (unless
+    AURAREELS_TEST_REDIS_URL names one): RQ keys have no namespace, so two sessions sharing a
+    server would run each other's jobs. Falls back to 127.0.0.1:6379 without a redis-server binary."""
+    global REDIS_URL, ENGINE_REDIS_URL, _private_redis
+    import shutil
+    import socket
+    import subprocess
+
+    if os.environ.get("AURAREELS_TEST_REDIS_URL") or not shutil.which("redis-server"):
+        return
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _private_redis = subprocess.Popen(
+        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--databases", "16", "--loglevel", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis_lib.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis_lib.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    REDIS_URL = f"redis://127.0.0.1:{port}/13"
+    ENGINE_REDIS_URL = f"redis://127.0.0.1:{port}/12"
+
+
+def pytest_unconfigure(config):
+    if _private_redis is not None:
+        _private_redis.terminate()
+        _private_redis.wait(timeout=10)
 
 # Known fake secrets: the security suite asserts none of them ever shows in a log or a response.
 JWT_SECRET = "test-jwt-secret-Zq8v-0123456789abcdef"
@@ -276,3 +314,43 @@ def engine_rt(engine_settings, worker, engine_sandbox) -> Runtime:
             conn.execute(delete(table))
     yield runtime
     runtime.engine.dispose()
+
+
+# ------------------------------------------------------------------------------ secrets watch
+# The whole suite runs with known fake secrets; none of them, and no token an emulator issued,
+# may appear in a log line (as production formats it) or in a response the test client received.
+from tests import secret_watch as _secret_watch  # noqa: E402
+
+APP_SECRETS = ("tt-client-secret-XYZ", "ig-app-secret-XYZ", "fb-app-secret-XYZ", "yt-client-secret-XYZ",
+               "x-client-secret-XYZ", "li-client-secret-XYZ")
+SECRET_WATCH = _secret_watch.SecretWatch(fixed=FAKE_SECRETS + APP_SECRETS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def secret_watch():
+    undo = _secret_watch.install(SECRET_WATCH)
+    yield SECRET_WATCH
+    undo()
+
+
+@pytest.fixture(autouse=True)
+def _secret_watch_handler(secret_watch):
+    """Re-attach the capture handler if a test replaced the root logger's handlers."""
+    _secret_watch.ensure_handler(secret_watch)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    worker_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log")
+    if os.path.exists(worker_log):
+        SECRET_WATCH.scan_file(worker_log)
+    if not SECRET_WATCH.leaks:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"SECRET LEAK: {leak}" for leak in SECRET_WATCH.leaks[:50]]
+    if reporter is not None:
+        reporter.section("secrets watch", sep="=", red=True, bold=True)
+        for line in lines:
+            reporter.write_line(line)
+    else:  # pragma: no cover
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

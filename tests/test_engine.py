@@ -232,3 +232,78 @@ def test_lost_create_response_never_publishes_twice(engine_rt, api, sandbox, pla
     assert len(published_on(sandbox, platform)) <= 1
     assert row["status"] == "published" or row["error_code"] == "unconfirmed", (row["error_code"],
                                                                                  row["error_message"])
+
+
+def _stopped(worker):
+    """Pause the session worker (SIGSTOP) for a test that runs its own workers or threads."""
+    import contextlib
+    import signal
+
+    @contextlib.contextmanager
+    def paused():
+        worker.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            worker.proc.send_signal(signal.SIGCONT)
+
+    return paused()
+
+
+def test_redis_wiped_while_50_posts_are_scheduled_all_go_out_on_time(engine_rt, api, sandbox, worker,
+                                                                     engine_database_url, engine_sandbox):
+    """FLUSHDB of the bridge's Redis (every wake-up and job gone) shortly before 50 posts are due:
+    the sweeper sees the wipe, re-arms every wake-up from MySQL, and all of them go out on time."""
+    import datetime as dt
+
+    from tests.conftest import WorkerProcess, engine_env
+
+    # TikTok allows 6 inits a minute per token: 25 creators with two posts each
+    accounts = [connect(engine_rt, "tiktok", sandbox_user=f"wipe{i}") for i in range(25)]
+    when = utcnow() + timedelta(seconds=15)
+    ids = [publish(api, engine_rt, accounts[i % 25], caption=f"wipe post {i}", privacy_level="PRIVATE",
+                   scheduled_at=when.strftime("%Y-%m-%dT%H:%M:%SZ")) for i in range(50)]
+    helpers = [WorkerProcess(engine_env(engine_database_url, engine_sandbox)).start() for _ in range(3)]
+    try:
+        engine_rt.redis.flushdb()
+        rows = [final(engine_rt, post_id, timeout=90) for post_id in ids]
+    finally:
+        for helper in helpers:
+            helper.stop()
+    assert [r["status"] for r in rows] == ["published"] * 50, {r["error_code"] for r in rows}
+    records = published_on(sandbox, "tiktok")
+    assert len(records) == 50 and len({r["caption"] if "caption" in r else r.get("title") for r in records}) == 50
+    due = when.replace(tzinfo=dt.timezone.utc).timestamp()
+    inits = sorted(r["at"] for r in sandbox.requests("tiktok") if "video/init" in r["path"])
+    lateness = [t - due for t in inits]
+    print(f"\nredis wipe: 50 posts, first-call lateness p50 {lateness[25]:.2f}s max {lateness[-1]:.2f}s")
+    assert min(lateness) >= 0 and lateness[-1] < 20
+
+
+def test_20_concurrent_publishes_on_an_expiring_rotating_token_refresh_once(engine_rt, api, sandbox, worker,
+                                                                            monkeypatch):
+    from bridge.engine import run_post
+
+    monkeypatch.setenv("AURAREELS_QUOTA_TIKTOK", "100")
+    # this test is about the refresh: lift TikTok's per-token call rates for the one account
+    sandbox.emulator("tiktok").configure(daily_post_cap=100, rate_init_per_min=1000, rate_creator_info_per_min=1000,
+                                         rate_status_per_min=1000)
+    account = connect(engine_rt, "tiktok")
+    a = engine_rt.tables.accounts
+    with engine_rt.engine.begin() as conn:  # the 2 h token has 5 minutes left
+        conn.execute(update(a).where(a.c.id == account).values(
+            token_expires_at=utcnow() + timedelta(minutes=5), last_token_refresh=utcnow() - timedelta(hours=2)))
+    with _stopped(worker):
+        ids = [publish(api, engine_rt, account, caption=f"concurrent {i}", privacy_level="PRIVATE")
+               for i in range(20)]
+        before = len([r for r in sandbox.requests("tiktok") if r["path"].endswith("/oauth/token/")])
+        threads = [threading.Thread(target=run_post, args=(engine_rt, post_id)) for post_id in ids]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+    rows = [final(engine_rt, post_id, timeout=60) for post_id in ids]
+    refreshes = len([r for r in sandbox.requests("tiktok") if r["path"].endswith("/oauth/token/")]) - before
+    assert refreshes == 1
+    assert [r["status"] for r in rows] == ["published"] * 20
+    assert len(published_on(sandbox, "tiktok")) == 20

@@ -27,6 +27,15 @@ USER_AGENT = f"AuraReelsSocialBridge/{__version__} (+https://aurareels.example/b
 
 _sandbox_lock = threading.Lock()
 _sandbox_transport: httpx.BaseTransport | None = None
+_ssl_context = None
+
+
+def ssl_context():
+    """One verified TLS context for every client (building one costs tens of milliseconds)."""
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()
+    return _ssl_context
 
 
 def sandbox_transport() -> httpx.BaseTransport:
@@ -86,6 +95,7 @@ class PlatformHttp:
                 timeout=self.timeout,
                 headers={"User-Agent": USER_AGENT},
                 follow_redirects=False,
+                verify=ssl_context(),
                 transport=sandbox_transport() if in_sandbox else None,
             )
             self._clients[key] = client

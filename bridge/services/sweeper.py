@@ -15,7 +15,8 @@ import os
 import time
 from datetime import timedelta
 
-from rq.job import Job
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
 
 from bridge.runtime import Runtime
@@ -64,6 +65,31 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
     return armed
 
 
+_WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
+STARTED_FRESH = timedelta(seconds=90)
+
+
+def job_live(rt: Runtime, job_id: str, *, started_counts: bool = True) -> bool:
+    """Whether a job of that id is waiting to run (or, with `started_counts`, running with a fresh
+    heartbeat). Re-enqueueing a live job would only queue a duplicate run."""
+    try:
+        job = Job.fetch(job_id, connection=rt.redis)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in _WAITING:
+        return True
+    if started_counts and status == JobStatus.STARTED:
+        beat = job.last_heartbeat or job.started_at
+        if beat is not None:
+            from datetime import datetime, timezone
+
+            now = datetime.now(timezone.utc)
+            beat = beat if beat.tzinfo else beat.replace(tzinfo=timezone.utc)
+            return now - beat < STARTED_FRESH
+    return False
+
+
 def sweep(rt: Runtime) -> dict:
     p = rt.tables.posts
     now = utcnow()
@@ -76,12 +102,22 @@ def sweep(rt: Runtime) -> dict:
             or_(p.c.lease_until.is_(None), p.c.lease_until < now),
             or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now - grace),
         ).limit(BATCH)).scalars().all()
-    for post_id in list(due) + list(stuck):
+    enqueued = 0
+    for post_id in due:
+        if job_live(rt, scheduler.wake_job_id(post_id)) or job_live(rt, scheduler.publish_job_id(post_id)):
+            continue
         scheduler.enqueue_now(rt, post_id)
+        enqueued += 1
+    for post_id in stuck:
+        # the lease ran out, so a started job for this post is dead: only a waiting one counts
+        if job_live(rt, scheduler.publish_job_id(post_id), started_counts=False):
+            continue
+        scheduler.enqueue_now(rt, post_id)
+        enqueued += 1
     wiped = redis_was_wiped(rt)
     armed = rearm(rt, None if wiped else timedelta(seconds=2 * sweep_seconds() + 60))
     rt.redis.set(LAST_SWEEP, str(time.time()))
-    if due or stuck or armed:
-        log.info("sweep: %d due, %d resumed, %d wake-ups re-armed%s", len(due), len(stuck), armed,
-                 " (redis was wiped)" if wiped else "")
-    return {"due": len(due), "resumed": len(stuck), "rearmed": armed, "redis_wiped": wiped}
+    if enqueued or armed:
+        log.info("sweep: %d due or stuck, %d enqueued, %d wake-ups re-armed%s", len(due) + len(stuck), enqueued,
+                 armed, " (redis was wiped)" if wiped else "")
+    return {"due": len(due), "resumed": len(stuck), "enqueued": enqueued, "rearmed": armed, "redis_wiped": wiped}
