@@ -143,10 +143,42 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from bridge.api import register_blueprints
 
     register_blueprints(api)
+    _register_request_id(app)
     _register_error_handlers(app)
     _register_docs(app)
     app.wsgi_app = _WordPressPrefix(app.wsgi_app, sandbox=settings.sandbox)
     return app
+
+
+_REQUEST_ID = __import__("re").compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def _register_request_id(app: Flask) -> None:
+    """Every request has an id (the caller's X-Request-Id when it is sane), echoed back and put on
+    every log line written while serving it."""
+    import uuid
+
+    from flask import g, request
+
+    from bridge.logs import request_id_var
+
+    @app.before_request
+    def _start():
+        given = request.headers.get("X-Request-Id", "")
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.after_request
+    def _finish(response):
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def _reset(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)
 
 
 def _register_error_handlers(app: Flask) -> None:

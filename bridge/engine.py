@@ -139,6 +139,9 @@ def claim(rt: Runtime, post_id: int, owner: str, expected_scheduled_at: str | No
 # ------------------------------------------------------------------------------------- run
 def run_post(rt: Runtime, post_id: int, expected_scheduled_at: str | None = None) -> str:
     """Wake a post: claim it, then drive it until it is done, waits, or fails. Returns the outcome."""
+    from bridge.logs import post_id_var
+
+    post_id_var.set(post_id)
     owner = f"{PROCESS_ID}:{uuid.uuid4().hex[:8]}"
     claimed = claim(rt, post_id, owner, expected_scheduled_at)
     if claimed != "claimed":

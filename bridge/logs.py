@@ -5,11 +5,16 @@ Every record passes `redact()`, which masks bearer tokens, `access_token=`/`refr
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import re
 import sys
 import time
+
+# Set for the duration of an HTTP request or a job; every log line carries them.
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+post_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("post_id", default=None)
 
 _SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code_verifier|fb_exchange_token|input_token|id_token|password|api_key|x-api-key|appsecret_proof|code)"
 _PATTERNS = [
@@ -37,6 +42,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key in ("request_id", "post_id", "account_id", "platform", "job_id"):
             value = getattr(record, key, None)
+            if value is None and key == "request_id":
+                value = request_id_var.get()
+            if value is None and key == "post_id":
+                value = post_id_var.get()
             if value is not None:
                 entry[key] = value
         if record.exc_info:

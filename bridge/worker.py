@@ -84,6 +84,9 @@ class Maintenance(threading.Thread):
                     next_refresh = now + REFRESH_EVERY
                     if self.rt.redis.set("bridge:lock:refresh", self.worker_name, nx=True, ex=REFRESH_EVERY - 60):
                         refresh_expiring_tokens(self.rt)
+                        from bridge.services.analytics import sync_due
+
+                        sync_due(self.rt)
             except Exception as exc:  # Redis or MySQL down: keep trying, the worker stays up
                 log.warning("maintenance: %s", type(exc).__name__)
             self.stop.wait(1.0)
