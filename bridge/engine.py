@@ -64,6 +64,46 @@ def missed_after() -> timedelta:
     return timedelta(hours=float(os.environ.get("AURAREELS_MISSED_AFTER_HOURS", "24")))
 
 
+# Atomic "take a slot if fewer than cap are held": slots are sorted-set members scored by expiry,
+# so a slot of a killed worker frees itself.
+_SLOT_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+  return 1
+end
+return 0
+"""
+DEFAULT_CONCURRENCY = 20
+
+
+def concurrency_cap(platform: str) -> int:
+    raw = os.environ.get(f"AURAREELS_CONCURRENCY_{platform.upper()}")
+    return int(raw) if raw and raw.isdigit() and int(raw) > 0 else DEFAULT_CONCURRENCY
+
+
+class _PlatformSlot:
+    """At most `concurrency_cap(platform)` posts of one platform are driven at once, fleet-wide."""
+
+    def __init__(self, rt: Runtime, platform: str, owner: str):
+        self.rt, self.key, self.owner = rt, f"bridge:conc:{platform}", owner
+        self.cap = concurrency_cap(platform)
+
+    def acquire(self) -> bool:
+        now = time.time()
+        try:
+            return bool(self.rt.redis.eval(_SLOT_SCRIPT, 1, self.key, now, now + 4 * lease_seconds(), self.cap,
+                                           self.owner))
+        except Exception:  # no Redis, no cap: MySQL's claim still guarantees one publisher per post
+            return True
+
+    def release(self) -> None:
+        try:
+            self.rt.redis.zrem(self.key, self.owner)
+        except Exception:
+            pass
+
+
 class _Lease:
     """Keeps a post's lease alive while a worker drives it."""
 
@@ -150,14 +190,21 @@ def run_post(rt: Runtime, post_id: int, expected_scheduled_at: str | None = None
         log.info("post not claimed: %s", claimed, extra={"post_id": post_id})
         return claimed
     with _Lease(rt, post_id, owner):
+        driver = _Driver(rt, post_id, owner)
+        slot = _PlatformSlot(rt, driver.platform(), owner)
+        if not slot.acquire():
+            # the platform has its share of posts in flight: step back for a moment
+            return driver.release(utcnow() + timedelta(seconds=random.uniform(1, 3)))
         try:
-            return _Driver(rt, post_id, owner).run()
+            return driver.run()
         except Exception:
             # An unexpected bug: keep the post publishing with its checkpoint, free the lease and
             # try again later rather than lose it or resend blindly.
             log.exception("unexpected error while publishing", extra={"post_id": post_id})
             _Driver(rt, post_id, owner).release(utcnow() + timedelta(seconds=300), note="internal error; retrying")
             return "error"
+        finally:
+            slot.release()
 
 
 def _requeue_when_due(rt: Runtime, post_id: int) -> None:
@@ -192,6 +239,10 @@ class _Driver:
             post = conn.execute(select(self.p).where(self.p.c.id == self.post_id)).mappings().first()
             account = conn.execute(select(a).where(a.c.id == post["social_account_id"])).mappings().first()
         return post, account
+
+    def platform(self) -> str:
+        with self.rt.engine.connect() as conn:
+            return conn.execute(select(self.p.c.platform).where(self.p.c.id == self.post_id)).scalar()
 
     def _owned(self):
         return and_(self.p.c.id == self.post_id, self.p.c.status == Status.PUBLISHING.value,

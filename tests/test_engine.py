@@ -307,3 +307,15 @@ def test_20_concurrent_publishes_on_an_expiring_rotating_token_refresh_once(engi
     assert refreshes == 1
     assert [r["status"] for r in rows] == ["published"] * 20
     assert len(published_on(sandbox, "tiktok")) == 20
+
+
+def test_platform_concurrency_cap_holds_back_extra_posts(engine_rt, monkeypatch):
+    from bridge.engine import _PlatformSlot
+
+    monkeypatch.setenv("AURAREELS_CONCURRENCY_LINKEDIN", "2")
+    first, second, third = (_PlatformSlot(engine_rt, "linkedin", f"owner-{i}") for i in range(3))
+    assert first.acquire() and second.acquire()
+    assert not third.acquire()
+    first.release()
+    assert third.acquire()
+    assert _PlatformSlot(engine_rt, "tiktok", "other").acquire()  # caps are per platform
