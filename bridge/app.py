@@ -238,3 +238,15 @@ def _register_docs(app: Flask) -> None:
     app.add_url_rule(f"{API_PREFIX}/docs/static/<path:filename>", "docs_static", docs_static)
     app.add_url_rule("/openapi.json", "root_openapi", root_openapi)
     app.add_url_rule("/docs", "root_docs", lambda: redirect(f"{API_PREFIX}/docs"))
+
+    # The document lists these two routes of the interface as well.
+    api = app.extensions["bridge_api"]
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    api.spec.tag({"name": "docs", "description": "This documentation"})
+    api.spec.path(rule=rules[f"{API_PREFIX}/openapi.json"], operations={"get": {
+        "summary": "This OpenAPI document", "tags": ["docs"],
+        "responses": {"200": {"description": "OpenAPI 3 document",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}}}})
+    api.spec.path(rule=rules[f"{API_PREFIX}/docs"], operations={"get": {
+        "summary": "The browsable documentation (served from this bridge, no outside assets)", "tags": ["docs"],
+        "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}})

@@ -5,7 +5,7 @@ from flask import redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from bridge.api.deps import USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.deps import UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
 from bridge.config import PLATFORMS
 from bridge.errors import NotFound
 from bridge.schemas.accounts import (
@@ -23,6 +23,18 @@ from bridge.services import oauth, quota
 blp = Blueprint("accounts", __name__, url_prefix="/aurareels/v1/social", description="Connected social accounts")
 
 
+# The platform values, listed in the document (the route itself answers 404 for any other).
+PLATFORM_PARAM = {"name": "platform", "in": "path", "required": True, "schema": {"type": "string", "enum": PLATFORMS}}
+# The browser's route never fails: an unknown platform redirects with status=error too.
+CALLBACK_PLATFORM = {"name": "platform", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": f"One of {', '.join(PLATFORMS)}; any other redirects with status=error"}
+CALLBACK_QUERY = [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+                  for name, text in (("code", "Authorization code from the platform"),
+                                     ("state", "The state returned by connect (single use, 10 minutes)"),
+                                     ("error", "Set by the platform when the user declined or it failed"),
+                                     ("error_description", "The platform's explanation of the error"))]
+
+
 def _platform(platform: str) -> str:
     if platform not in PLATFORMS:
         raise NotFound(f"'{platform[:30]}' is not a supported platform.", code="unknown_platform")
@@ -35,7 +47,7 @@ class Accounts(MethodView):
 
     @blp.arguments(AccountQuerySchema, location="query")
     @blp.response(200, AccountListSchema)
-    @blp.alt_response(401, schema=ErrorSchema, description="Missing or invalid WordPress token")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def get(self, query):
         """Connected accounts of the signed-in user"""
@@ -50,7 +62,8 @@ class Connect(MethodView):
     @blp.response(200, ConnectSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Unknown platform")
     @blp.alt_response(503, schema=ErrorSchema, description="Platform not configured on this site")
-    @blp.doc(security=USER_SECURITY)
+    @blp.alt_response(401, **UNAUTHORIZED)
+    @blp.doc(security=USER_SECURITY, parameters=[PLATFORM_PARAM])
     def post(self, platform):
         """Start connecting an account: returns the platform's authorize URL"""
         return oauth.start_connect(runtime(), current_user_id(), _platform(platform))
@@ -59,6 +72,7 @@ class Connect(MethodView):
 @blp.route("/callback/<string:platform>")
 class Callback(MethodView):
     @blp.response(302, description="Redirect to the dashboard with status=success or status=error&message=...")
+    @blp.doc(parameters=[CALLBACK_PLATFORM, *CALLBACK_QUERY])
     def get(self, platform):
         """OAuth redirect target (the platform sends the browser here)"""
         rt = runtime()
@@ -73,6 +87,10 @@ class Refresh(MethodView):
     @blp.response(200, RefreshedSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
     @blp.alt_response(409, schema=ErrorSchema, description="The account must be connected again")
+    @blp.alt_response(422, schema=ErrorSchema, description="The platform refused the refresh")
+    @blp.alt_response(429, schema=ErrorSchema, description="The platform's rate limit; see Retry-After")
+    @blp.alt_response(503, schema=ErrorSchema, description="The platform is unreachable")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def post(self, account_id):
         """Refresh the account's token now"""
@@ -85,6 +103,7 @@ class Account(MethodView):
 
     @blp.response(200, DisconnectedSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def delete(self, account_id):
         """Disconnect (revoke where the platform allows); its scheduled posts are cancelled"""
@@ -97,6 +116,7 @@ class Quota(MethodView):
 
     @blp.response(200, QuotaSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def get(self, account_id):
         """Posts left in the platform's rolling 24-hour window"""

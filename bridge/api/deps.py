@@ -7,9 +7,14 @@ from flask import current_app, g, request
 
 from bridge.auth import bearer_token, check_internal_key, decode_wp_jwt, internal_key_from_headers
 from bridge.runtime import Runtime
+from bridge.schemas.common import ErrorSchema
 
 USER_SECURITY = [{"wordpressJwt": []}]
 INTERNAL_SECURITY = [{"internalKey": []}]
+# What every signed-in (or internal) route may answer before its own logic runs.
+UNAUTHORIZED = {"schema": ErrorSchema, "description": "Missing or invalid WordPress token"}
+BAD_INTERNAL_KEY = {"schema": ErrorSchema, "description": "Missing or wrong internal key"}
+INVALID_JSON = {"schema": ErrorSchema, "description": "The body is not valid JSON"}
 
 
 def runtime() -> Runtime:

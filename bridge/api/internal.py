@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from bridge.api.deps import INTERNAL_SECURITY, internal_required, runtime
+from bridge.api.deps import BAD_INTERNAL_KEY, INTERNAL_SECURITY, INVALID_JSON, internal_required, runtime
 from bridge.schemas.common import ErrorSchema
 from bridge.schemas.posts import InternalPublishSchema, RescheduledSchema
 from bridge.services import n8n
@@ -17,8 +17,9 @@ class PublishScheduled(MethodView):
     decorators = [internal_required]
 
     @blp.arguments(InternalPublishSchema)
+    @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, RescheduledSchema)
-    @blp.alt_response(401, schema=ErrorSchema, description="Missing or wrong internal key")
+    @blp.alt_response(401, **BAD_INTERNAL_KEY)
     @blp.alt_response(404, schema=ErrorSchema, description="No such post")
     @blp.alt_response(409, schema=ErrorSchema, description="Rescheduled, cancelled, already published or publishing")
     @blp.doc(security=INTERNAL_SECURITY)

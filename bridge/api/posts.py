@@ -5,7 +5,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from bridge.api.deps import USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.deps import INVALID_JSON, UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
 from bridge.errors import ValidationFailed
 from bridge.schemas.common import ErrorSchema, MessageSchema
 from bridge.schemas.posts import (
@@ -39,10 +39,12 @@ class Publish(MethodView):
     decorators = [user_required]
 
     @blp.arguments(PublishSchema)
+    @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, CreatedPostsSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
     @blp.alt_response(409, schema=ErrorSchema, description="An account must be connected again")
     @blp.alt_response(422, schema=ErrorSchema, description="The content does not fit a platform")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[IDEMPOTENCY])
     def post(self, body):
         """Publish a video now to several accounts"""
@@ -55,9 +57,12 @@ class Schedule(MethodView):
     decorators = [user_required]
 
     @blp.arguments(ScheduleSchema)
+    @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, CreatedPostsSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
+    @blp.alt_response(409, schema=ErrorSchema, description="An account must be connected again")
     @blp.alt_response(422, schema=ErrorSchema, description="Bad time or content")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[IDEMPOTENCY])
     def post(self, body):
         """Schedule a video for later on several accounts"""
@@ -72,6 +77,7 @@ class Posts(MethodView):
 
     @blp.arguments(PostQuerySchema, location="query")
     @blp.response(200, PostListSchema)
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def get(self, query):
         """The user's posts, newest first; from/to filter the calendar window"""
@@ -88,6 +94,7 @@ class Post(MethodView):
 
     @blp.response(200, PostEnvelopeSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def get(self, post_id):
         """One post with its account"""
@@ -96,6 +103,7 @@ class Post(MethodView):
     @blp.response(200, MessageSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
     @blp.alt_response(409, schema=ErrorSchema, description="Not scheduled or draft")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def delete(self, post_id):
         """Cancel a scheduled post, or delete a draft"""
@@ -107,9 +115,11 @@ class Reschedule(MethodView):
     decorators = [user_required]
 
     @blp.arguments(RescheduleSchema)
+    @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, RescheduledSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
     @blp.alt_response(409, schema=ErrorSchema, description="Not scheduled")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def patch(self, body, post_id):
         """Move a scheduled post to a new time"""
@@ -124,6 +134,7 @@ class Retry(MethodView):
     @blp.response(200, RescheduledSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
     @blp.alt_response(409, schema=ErrorSchema, description="Not failed")
+    @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def post(self, post_id):
         """Retry a failed post (an unconfirmed one is checked on the platform first)"""

@@ -18,3 +18,13 @@ class ErrorSchema(Schema):
 class MessageSchema(Schema):
     success = fields.Boolean(required=True)
     message = fields.String(required=True)
+
+
+class WebhookAnswerSchema(Schema):
+    """What a webhook delivery is answered (platforms only look at the 200)."""
+
+    success = fields.Boolean(required=True)
+    message = fields.String(required=True, metadata={"example": "Handled"})
+    event = fields.String(metadata={"description": "TikTok: the event name"})
+    posts = fields.List(fields.Integer(), metadata={"description": "TikTok: the posts woken to read their status"})
+    accounts_marked = fields.Integer(metadata={"description": "Meta: accounts marked as needing reconnection"})

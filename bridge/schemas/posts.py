@@ -1,10 +1,29 @@
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+import json
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from bridge.config import PLATFORMS
 from bridge.domain.status import Status
 from bridge.services.posts import PLATFORM_PRIVACY
+
+
+# caption, hashtags and mentions are TEXT columns in the WordPress DDL: 65,535 bytes. A limit in
+# characters alone lets 4-byte characters (emoji) overflow them, and the database refuses the row.
+TEXT_BYTES = 65_535
+
+
+def _fits_text(value: str | None) -> None:
+    if value is not None and len(value.encode("utf-8")) > TEXT_BYTES:
+        raise ValidationError(f"Longer than the {TEXT_BYTES} bytes the post can store; shorten it.")
+
+
+def _fits_text_as_json(values: list) -> None:
+    # stored as json.dumps(values), where one non-ASCII character can take up to 12 bytes
+    if len(json.dumps(values)) > TEXT_BYTES:
+        raise ValidationError(f"Together longer than the {TEXT_BYTES} bytes the post can store; use fewer or "
+                              f"shorter ones.")
 
 
 class PublishSchema(Schema):
@@ -14,16 +33,18 @@ class PublishSchema(Schema):
     video_job_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
     accounts = fields.List(fields.Integer(strict=False, validate=validate.Range(min=1)), required=True,
                            validate=validate.Length(min=1, max=30))
-    caption = fields.String(allow_none=True, validate=validate.Length(max=20000))
-    hashtags = fields.List(fields.String(validate=validate.Length(min=1, max=150)), validate=validate.Length(max=100))
-    mentions = fields.List(fields.String(validate=validate.Length(min=1, max=150)), validate=validate.Length(max=100))
+    caption = fields.String(allow_none=True, validate=[validate.Length(max=20000), _fits_text])
+    hashtags = fields.List(fields.String(validate=validate.Length(min=1, max=150)),
+                           validate=[validate.Length(max=100), _fits_text_as_json])
+    mentions = fields.List(fields.String(validate=validate.Length(min=1, max=150)),
+                           validate=[validate.Length(max=100), _fits_text_as_json])
     title = fields.String(allow_none=True, validate=validate.Length(max=500))
     privacy_level = fields.String(validate=validate.OneOf(PLATFORM_PRIVACY))
     allow_comments = fields.Boolean()
     allow_duet = fields.Boolean()
     allow_stitch = fields.Boolean()
     location = fields.String(allow_none=True, validate=validate.Length(max=255))
-    thumbnail_url = fields.Url(allow_none=True, schemes=("http", "https"))
+    thumbnail_url = fields.Url(allow_none=True, schemes=("http", "https"), validate=validate.Length(max=2048))
     media_type = fields.String(validate=validate.OneOf(("video", "image", "carousel", "text")))
     options = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(),
                           metadata={"description": "Per-platform options, e.g. tiktok_source, facebook_mode"})

@@ -1,9 +1,11 @@
 """Inbound webhooks from TikTok and Meta.
 
 Signatures are checked on the raw body before anything is parsed; a repeated delivery (same raw
-body) is recorded once and ignored after. Events never write a post's status directly: they wake
-the post so the engine reads the platform's status (one writer of status), and they mark an
-account whose authorization was removed as needing reconnection.
+body) is recorded once and ignored after, unless handling it failed (then the platform's
+redelivery is handled). A signed body that is not a JSON object is a 400, never a 500. Events
+never write a post's status directly: they wake the post so the engine reads the platform's status
+(one writer of status), and they mark an account whose authorization was removed as needing
+reconnection.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import json
 import logging
 import time
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.errors import ApiError, Unauthorized
@@ -31,6 +33,39 @@ def _first_time(rt: Runtime, source: str, body: bytes) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def _forget(rt: Runtime, source: str, body: bytes) -> None:
+    """Un-record a delivery whose handling failed, so the platform's redelivery is handled."""
+    e = rt.tables.webhook_events
+    with rt.engine.begin() as conn:
+        conn.execute(delete(e).where(e.c.source == source, e.c.event_key == hashlib.sha256(body).hexdigest()))
+
+
+def _handle_once(rt: Runtime, source: str, body: bytes, handle) -> dict:
+    if not _first_time(rt, source, body):
+        return {"success": True, "message": "Already handled"}
+    try:
+        return handle()
+    except Exception:
+        _forget(rt, source, body)
+        raise
+
+
+def _json_object(raw) -> dict:
+    """A JSON object from bytes or text; anything else (a list, a string, broken JSON) is a 400.
+    Signed bodies come from the platform, but a malformed one still never becomes a 500."""
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise ApiError("The webhook body is not a JSON object.", status=400, code="invalid_json")
+    return value
+
+
+def _dicts(value) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _require_json(content_type: str | None) -> None:
@@ -69,23 +104,28 @@ def tiktok(rt: Runtime, headers, body: bytes) -> dict:
         "sandbox-tiktok-secret" if rt.settings.sandbox else None)
     if not secret or not verify_webhook(secret, headers.get("TikTok-Signature") or "", body, time.time()):
         raise Unauthorized("The webhook signature is missing, wrong or too old.", code="invalid_signature")
-    if not _first_time(rt, "tiktok", body):
-        return {"success": True, "message": "Already handled"}
-    try:
-        event = json.loads(body)
-        content = json.loads(event.get("content") or "{}") if isinstance(event.get("content"), str) else (
-            event.get("content") or {})
-    except ValueError:
-        raise ApiError("The webhook body is not valid JSON.", status=400, code="invalid_json") from None
-    name = event.get("event", "")
-    woken: list[int] = []
-    if name.startswith("post.publish.") and content.get("publish_id"):
-        woken = _wake_by_checkpoint(rt, "tiktok", "publish_id", str(content["publish_id"]))
-    elif name == "authorization.removed" and event.get("user_openid"):
-        if _mark_reconnect(rt, "tiktok", str(event["user_openid"]),
-                           "TikTok removed the authorization; connect the account again."):
-            log.info("tiktok authorization removed")
-    return {"success": True, "message": "Handled", "event": name, "posts": woken}
+    event = _json_object(body)
+    # TikTok sends `content` as a JSON-encoded string; a decoded object is accepted too.
+    content = event.get("content")
+    if isinstance(content, str):
+        try:
+            content = json.loads(content) if content else {}
+        except ValueError:
+            content = {}
+    content = content if isinstance(content, dict) else {}
+    name = event.get("event") if isinstance(event.get("event"), str) else ""
+    publish_id, open_id = content.get("publish_id"), event.get("user_openid")
+
+    def handle() -> dict:
+        woken: list[int] = []
+        if name.startswith("post.publish.") and isinstance(publish_id, str) and publish_id:
+            woken = _wake_by_checkpoint(rt, "tiktok", "publish_id", publish_id)
+        elif name == "authorization.removed" and isinstance(open_id, str) and open_id:
+            if _mark_reconnect(rt, "tiktok", open_id, "TikTok removed the authorization; connect the account again."):
+                log.info("tiktok authorization removed")
+        return {"success": True, "message": "Handled", "event": name, "posts": woken}
+
+    return _handle_once(rt, "tiktok", body, handle)
 
 
 def meta_verify(rt: Runtime, params) -> str:
@@ -109,18 +149,17 @@ def meta(rt: Runtime, headers, body: bytes) -> dict:
         secrets |= {"sandbox-instagram-secret", "sandbox-facebook-secret"}
     if not any(verify_signature(secret, signature, body) for secret in secrets):
         raise Unauthorized("The webhook signature is missing or wrong.", code="invalid_signature")
-    if not _first_time(rt, "meta", body):
-        return {"success": True, "message": "Already handled"}
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        raise ApiError("The webhook body is not valid JSON.", status=400, code="invalid_json") from None
+    payload = _json_object(body)
     platform = "instagram" if payload.get("object") == "instagram" else "facebook"
-    marked = 0
-    for entry in payload.get("entry") or []:
-        for change in entry.get("changes") or []:
-            value = change.get("value") or {}
-            if change.get("field") == "permissions" and value.get("verb") == "revoke":
-                marked += _mark_reconnect(rt, platform, str(entry.get("id")),
-                                          "The permission was removed on Meta; connect the account again.")
-    return {"success": True, "message": "Handled", "accounts_marked": marked}
+    revoked = [str(entry["id"]) for entry in _dicts(payload.get("entry"))
+               if isinstance(entry.get("id"), (str, int)) and any(
+                   change.get("field") == "permissions" and isinstance(change.get("value"), dict)
+                   and change["value"].get("verb") == "revoke" for change in _dicts(entry.get("changes")))]
+
+    def handle() -> dict:
+        marked = sum(_mark_reconnect(rt, platform, account_id,
+                                     "The permission was removed on Meta; connect the account again.")
+                     for account_id in revoked)
+        return {"success": True, "message": "Handled", "accounts_marked": marked}
+
+    return _handle_once(rt, "meta", body, handle)
