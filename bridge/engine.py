@@ -402,6 +402,18 @@ class _Driver:
         """Ask the platform what happened; never resend before it answers."""
         try:
             return client.reconcile(job)
+        except TokenExpired:
+            # The read that checks what happened needs a fresh token; the step may well have gone
+            # out, so ask again after refreshing, never fail or resend on this.
+            metadata["reconcile_first"] = True
+            try:
+                oauth.refresh_account(self.rt, job.account.id, force=True)
+            except Reauthorize as exc:
+                events.emit(self.rt, "account.needs_reconnect", self.post_id)
+                return self.fail("account_needs_reconnect", exc.message, metadata=metadata)
+            except PlatformError:
+                pass
+            return self.release(_after(5), metadata=metadata, note=original.message)
         except UnknownOutcome:
             return self.fail("unconfirmed", (
                 f"We could not confirm whether {client.display_name} published this post. Check the account on "

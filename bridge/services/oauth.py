@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from sqlalchemy import and_, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bridge.errors import ApiError, Conflict, NotFound
 from bridge.platforms.base import AccountProfile, AccountRef, TokenSet
@@ -99,8 +100,14 @@ def finish_connect(rt: Runtime, platform: str, params: dict[str, str]) -> Callba
         return CallbackResult(False, platform, exc.message)
     if not profiles:
         return CallbackResult(False, platform, "No account that can publish was found in this login.")
-    for profile in profiles:
-        upsert_account(rt, int(saved["user_id"]), platform, profile)
+    try:
+        for profile in profiles:
+            upsert_account(rt, int(saved["user_id"]), platform, profile)
+    except Exception as exc:  # the browser always gets a redirect it can show
+        log.error("connect %s: storing the account failed: %s", platform, type(exc).__name__,
+                  extra={"platform": platform})
+        return CallbackResult(False, platform, "The account could not be saved right now; try connecting again "
+                                               "in a moment.")
     return CallbackResult(True, platform, accounts=len(profiles))
 
 
@@ -127,16 +134,26 @@ def upsert_account(rt: Runtime, user_id: int, platform: str, profile: AccountPro
     }
     if tokens.refresh_token:
         values["refresh_token"] = rt.vault.encrypt(tokens.refresh_token)
-    with rt.engine.begin() as conn:
-        existing = conn.execute(
-            select(t.c.id).where(t.c.platform == platform, t.c.account_id == profile.account_id,
-                                 t.c.wp_user_id == user_id).with_for_update()
-        ).scalar()
-        if existing:
-            conn.execute(update(t).where(t.c.id == existing).values(**values))
-            return int(existing)
-        return int(conn.execute(insert(t).values(wp_user_id=user_id, platform=platform,
-                                                 account_id=profile.account_id, **values)).inserted_primary_key[0])
+    for attempt in range(4):
+        try:
+            with rt.engine.begin() as conn:
+                existing = conn.execute(
+                    select(t.c.id).where(t.c.platform == platform, t.c.account_id == profile.account_id,
+                                         t.c.wp_user_id == user_id).with_for_update()
+                ).scalar()
+                if existing:
+                    conn.execute(update(t).where(t.c.id == existing).values(**values))
+                    return int(existing)
+                return int(conn.execute(insert(t).values(wp_user_id=user_id, platform=platform,
+                                                         account_id=profile.account_id,
+                                                         **values)).inserted_primary_key[0])
+        except (OperationalError, IntegrityError) as exc:
+            # Two first connections at once: both gap-lock the missing row, one is chosen as the
+            # deadlock victim (1213), or the other inserted first (1062). Again, the row exists.
+            code = exc.orig.args[0] if getattr(exc, "orig", None) is not None and exc.orig.args else None
+            if code not in (1213, 1205, 1062) or attempt == 3:
+                raise
+    raise RuntimeError("unreachable")
 
 
 def _account_metadata(profile: AccountProfile, tokens: TokenSet) -> dict:

@@ -65,20 +65,21 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
     return armed
 
 
-_WAITING = (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED)
 STARTED_FRESH = timedelta(seconds=90)
 
 
 def job_live(rt: Runtime, job_id: str, *, started_counts: bool = True) -> bool:
-    """Whether a job of that id is waiting to run (or, with `started_counts`, running with a fresh
-    heartbeat). Re-enqueueing a live job would only queue a duplicate run."""
+    """Whether a job of that id will run without help: queued (and really in its queue's list: a
+    killed worker may have taken it out), or, with `started_counts`, running with a fresh
+    heartbeat. A scheduled or deferred job does not count: the sweeper only asks about posts
+    already past due, so such a job is overdue and nobody may be moving it."""
     try:
         job = Job.fetch(job_id, connection=rt.redis)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status in _WAITING:
-        return True
+    if status == JobStatus.QUEUED:
+        return rt.redis.lpos(f"rq:queue:{job.origin}", job_id) is not None
     if started_counts and status == JobStatus.STARTED:
         beat = job.last_heartbeat or job.started_at
         if beat is not None:
