@@ -39,10 +39,9 @@ def parse_request_time(raw: str, zone: ZoneInfo) -> datetime:
             f"'{text[:40]}' is not a date and time; use YYYY-MM-DD HH:MM:SS or ISO 8601 with an offset."
         ) from None
     if parsed.tzinfo is None:
-        local = parsed.replace(tzinfo=zone, fold=0)
-        as_utc = local.astimezone(timezone.utc)
-        # A non-existent local time does not survive the round trip: move it past the gap.
-        if as_utc.astimezone(zone).replace(tzinfo=None) != parsed:
-            as_utc = parsed.replace(tzinfo=zone, fold=1).astimezone(timezone.utc)
-        parsed = as_utc
+        # fold=0 reads an ambiguous time with the offset before the change (its first occurrence)
+        # and a non-existent one with the offset before the gap, which lands it past the gap
+        # (02:30 on a spring-forward night is 03:30 summer time). fold=1 would move it back by the
+        # gap instead: before a post scheduled a minute earlier.
+        parsed = parsed.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
     return parsed.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)

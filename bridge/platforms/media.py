@@ -14,6 +14,9 @@ import struct
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
+import httpx
+
 from bridge.config import Settings
 from bridge.platforms.base import MediaInfo
 from bridge.platforms.errors import Rejected, Transient
@@ -45,28 +48,96 @@ def check_media_url(url: str, settings: Settings) -> None:
         return
     if host in settings.host_map:
         return
+    _public_addresses(host, parts.port or (443 if parts.scheme == "https" else 80), settings)
+
+
+def _public_addresses(host: str, port: int, settings: Settings) -> list[str]:
+    """Every address `host` resolves to, all of them public (else `MediaError`)."""
     try:
-        infos = socket.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise MediaError(f"The video host {host} does not resolve; check the video address.",
                          code="media_unreachable") from None
+    addresses = []
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if getattr(address, "ipv4_mapped", None):
-            address = address.ipv4_mapped
+        raw = info[4][0].split("%")[0]
+        address = _embedded_ipv4(ipaddress.ip_address(raw))
+        addresses.append(raw)
         if address.is_loopback and settings.sandbox:
             continue
+        # not is_global also covers shared (100.64.0.0/10), documentation and benchmarking ranges
         if (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
-                or address.is_multicast or address.is_unspecified):
+                or address.is_multicast or address.is_unspecified or not address.is_global):
             raise MediaError(f"The video address points at an internal network address ({host}); the bridge only "
                              f"fetches public media.", code="media_url_forbidden")
+    return addresses
+
+
+class _CheckedConnections(httpcore.SyncBackend):
+    """Connects only to addresses that pass the SSRF rules, resolved at connect time: a name that
+    answered with a public address when the URL was checked and with an internal one a moment
+    later (DNS rebinding) is refused, not fetched. Hosts the settings allow (listed media hosts,
+    host-map targets) connect as they are."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.trusted = set(settings.media_hosts_allowed)
+        for target in settings.host_map.values():
+            parts = urlsplit(target)
+            if parts.hostname:
+                self.trusted.add(f"{parts.hostname.lower()}:{parts.port or (443 if parts.scheme == 'https' else 80)}")
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        name = host.decode() if isinstance(host, bytes) else str(host)
+        name = name.strip("[]").lower()
+        if name not in self.trusted and f"{name}:{port}" not in self.trusted:
+            name = _public_addresses(name, port, self.settings)[0]
+        return super().connect_tcp(name, port, timeout=timeout, local_address=local_address,
+                                   socket_options=socket_options)
+
+
+def _checked(http: PlatformHttp) -> PlatformHttp:
+    """`http` with its network connections made through `_CheckedConnections` (once per instance)."""
+    if getattr(http, "_connections_checked", False):
+        return http
+    client_for = http._client_for
+
+    def checked_client_for(url: str) -> httpx.Client:
+        client = client_for(url)
+        pool = getattr(getattr(client, "_transport", None), "_pool", None)
+        if pool is not None and not isinstance(getattr(pool, "_network_backend", None), _CheckedConnections):
+            pool._network_backend = _CheckedConnections(http.settings)
+        return client
+
+    http._client_for = checked_client_for  # type: ignore[method-assign]
+    http._connections_checked = True  # type: ignore[attr-defined]
+    return http
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address):
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo client, NAT64), else itself:
+    `::ffff:127.0.0.1` or `2002:7f00:1::` reach 127.0.0.1 and are judged as that address."""
+    if address.version != 6:
+        return address
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address
 
 
 class MediaSource:
     def __init__(self, settings: Settings, url: str, http: PlatformHttp | None = None):
         self.settings = settings
         self.url = url
-        self.http = http or PlatformHttp(settings, "media")
+        self.http = _checked(http or PlatformHttp(settings, "media"))
         self._resolved: str | None = None
         self.info: MediaInfo | None = None
 
