@@ -19,11 +19,11 @@ def _settings(embedded: bool = False) -> Settings:
         raise SystemExit(2) from None
 
 
-def _runtime(settings: Settings):
+def _runtime(settings: Settings, engine=None):
     from bridge.runtime import Runtime
 
     try:
-        return Runtime.from_settings(settings)
+        return Runtime.from_settings(settings, engine=engine)
     except ValueError as exc:  # the vault refuses an empty key
         print(f"aurareels-bridge: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -50,9 +50,15 @@ def cmd_serve(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from bridge.worker import run_worker
+    from bridge.store.db import make_engine
+    from bridge.worker import pool_settings, run_worker
 
-    return run_worker(_runtime(_settings()), burst=args.burst)
+    settings = _settings()
+    if args.concurrency < 1:
+        print("aurareels-bridge: --concurrency must be at least 1", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url, **pool_settings(args.concurrency)) if args.concurrency > 1 else None
+    return run_worker(_runtime(settings, engine), burst=args.burst, concurrency=args.concurrency)
 
 
 def cmd_up(args) -> int:
@@ -120,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(fn=fn)
     w = sub.add_parser("worker", help="RQ worker with scheduler, sweeper and periodic jobs")
     w.add_argument("--burst", action="store_true", help="drain the queues and exit")
+    w.add_argument("--concurrency", type=int, default=1, metavar="N",
+                   help="run up to N jobs at once in threads of this process (default 1: each job in a forked child)")
     w.set_defaults(fn=cmd_worker)
     sub.add_parser("reencrypt-tokens", help="re-encrypt every stored token under the current key").set_defaults(
         fn=cmd_reencrypt

@@ -19,10 +19,12 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from rq import Queue, SimpleWorker, Worker
+from rq.scheduler import RQScheduler
 from rq.timeouts import TimerDeathPenalty
+from rq.worker import WorkerStatus
 from sqlalchemy import and_, select
 
 from bridge.runtime import Runtime
@@ -34,6 +36,9 @@ HEARTBEAT_PREFIX = "bridge:worker:"
 HEARTBEAT_TTL = 30
 SCHEDULER_KEY = "bridge:scheduler:alive"
 REFRESH_EVERY = 600
+# How often RQ's scheduler moves due jobs to their queues: RQ's 1 s loop is up to a second of
+# lateness for every scheduled post. Its heartbeat and lock renewal stay at once a second.
+SCHEDULER_INTERVAL = 0.2
 
 
 def queues(rt: Runtime) -> list[Queue]:
@@ -113,7 +118,56 @@ def refresh_expiring_tokens(rt: Runtime, within: timedelta = timedelta(hours=6))
     return refreshed
 
 
-class ThreadedWorker(SimpleWorker):
+class PromptScheduler(RQScheduler):
+    """RQ's scheduler, moving due jobs every `SCHEDULER_INTERVAL` instead of every second (RQ's
+    loop, with the heartbeat kept at its one-second interval: its lock TTLs are whole seconds).
+    It stops with its worker: a scheduler left behind by a killed worker would keep the lock."""
+
+    def work(self):
+        self._install_signal_handlers()
+        getattr(self, "register_birth", lambda: None)()  # RQ 3
+        parent = os.getppid()
+        next_beat = 0.0
+        while True:
+            if self._stop_requested or os.getppid() != parent:
+                self.stop()
+                break
+            if self.should_reacquire_locks:
+                self.acquire_locks()
+            if time.monotonic() >= next_beat:
+                self.heartbeat()
+                next_beat = time.monotonic() + self.interval
+            self.enqueue_scheduled_jobs()
+            time.sleep(SCHEDULER_INTERVAL)
+
+
+class _PromptScheduler:
+    """Starts `PromptScheduler` where RQ would start its own scheduler (RQ's start-up steps)."""
+
+    def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None):
+        formats = {k: v for k, v in (("date_format", date_format), ("log_format", log_format)) if v is not None}
+        self.scheduler = PromptScheduler(self.queues, connection=self.connection,
+                                         logging_level=logging_level if logging_level is not None else self.log.level,
+                                         serializer=self.serializer, **formats)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                getattr(self.scheduler, "register_birth", lambda: None)()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                getattr(self.scheduler, "register_death", lambda: None)()
+        else:
+            self.scheduler.start()
+
+
+class ForkingWorker(_PromptScheduler, Worker):
+    """RQ's Worker (each job in a forked child)."""
+
+
+class ThreadedWorker(_PromptScheduler, SimpleWorker):
     """An RQ worker that runs up to `concurrency` jobs at once, each in a thread of this process.
 
     One thread dequeues, and only when a job thread is free, so a taken job never waits here; each
@@ -128,6 +182,27 @@ class ThreadedWorker(SimpleWorker):
         self.concurrency = max(1, int(concurrency))
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+        self._beat_at = 0.0
+        self._shown_state = None
+
+    def heartbeat(self, timeout=None, pipeline=None):
+        # RQ beats three times per job outside a pipeline; at hundreds of jobs a second once a
+        # second is plenty (the worker's key lives for minutes)
+        if pipeline is None and timeout is None:
+            if time.monotonic() - self._beat_at < 1.0:
+                return
+            self._beat_at = time.monotonic()
+        super().heartbeat(timeout, pipeline)
+
+    def set_state(self, state, pipeline=None):
+        # RQ keeps the state in memory (shutdown reads it) and in Redis (for dashboards); here the
+        # one shown is busy while any job runs, written only when it changes
+        self._state = state
+        shown = WorkerStatus.BUSY if self.executions else state
+        if pipeline is None and shown == self._shown_state:
+            return
+        self._shown_state = shown
+        (pipeline if pipeline is not None else self.connection).hset(self.key, "state", shown)
 
     def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
         while not self._slots.acquire(timeout=1.0):  # every job thread busy
@@ -154,9 +229,33 @@ class ThreadedWorker(SimpleWorker):
             log.exception("job %s: worker bookkeeping failed", job.id)
         finally:
             self._slots.release()
+            if not self.executions:
+                try:
+                    self.set_state(self._state)  # shown as idle again
+                except Exception:
+                    pass
 
     def drain(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def teardown(self):
+        self.drain()  # warm shutdown: the running jobs finish before the worker leaves the registry
+        super().teardown()
+
+    def request_force_stop(self, signum, frame):
+        """Second signal: leave now. The running jobs are abandoned mid-run, as a killed forked
+        job would be; their leases run out and the sweeper resumes them from their checkpoints."""
+        began = getattr(self, "_shutdown_requested_date", None)
+        if began is not None and (datetime.now(timezone.utc) - began).total_seconds() < 1:
+            return  # the same stop, signalled twice (RQ ignores such a repeat too)
+        log.warning("worker %s: cold shut down, abandoning %d running job(s)", self.name, len(self.executions))
+        try:
+            if self.scheduler is not None:
+                self.stop_scheduler()
+            self.connection.delete(HEARTBEAT_PREFIX + self.name)
+        except Exception:
+            pass
+        os._exit(1)
 
 
 def pool_settings(concurrency: int) -> dict:
@@ -167,11 +266,18 @@ def pool_settings(concurrency: int) -> dict:
 
 
 def _preload() -> None:
-    """Import what jobs use before the first fork, so each forked job does not import it again."""
-    from bridge import engine  # noqa: F401
+    """Import what jobs use before the first fork, so each forked job does not import it again
+    (httpx imports its transport, hundreds of milliseconds, only when a first client is made)."""
+    import _strptime  # noqa: F401
+    import certifi  # noqa: F401
+    import httpcore  # noqa: F401
+
+    from bridge import engine, metrics  # noqa: F401
+    from bridge.platforms.http import ssl_context
     from bridge.platforms.registry import available
 
     available()
+    ssl_context()
 
 
 _fork_hook_installed = False
@@ -201,7 +307,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, conc
     if concurrency > 1:
         worker = ThreadedWorker(queues(rt), connection=rt.redis, name=name, concurrency=concurrency)
     else:
-        worker = (SimpleWorker if embedded else Worker)(queues(rt), connection=rt.redis, name=name)
+        worker = (SimpleWorker if embedded else ForkingWorker)(queues(rt), connection=rt.redis, name=name)
     in_thread = None
     if embedded:
         from rq.scheduler import RQScheduler

@@ -15,11 +15,14 @@ clock or a control call, never with wall time alone, so tests can script it.
 
 Faults (`Fault`) fire on matching requests: a status (5xx), a 429 with Retry-After, a named
 platform error, a timeout, or `lost`: the request takes effect and the client sees a failure.
+A latency (`set_latency`, control `latency`) holds every answer of a platform, or of all, for that
+long: a slow network for load tests.
 """
 from __future__ import annotations
 
 import html
 import json
+import random
 import re
 import secrets
 import threading
@@ -62,6 +65,7 @@ class Fault:
     `timeout=True`, `lost` times out instead). `retry_after` for rate_limit. `error` names a
     platform error the emulator knows (kind=error). `delay` is how long a standalone server
     waits before answering a timeout (the in-process transport raises a read timeout at once).
+    `probability` fires the fault on that random fraction of the matching requests (storm runs).
     """
 
     kind: str
@@ -73,12 +77,15 @@ class Fault:
     error: str | None = None
     timeout: bool = False
     delay: float = 3.0
+    probability: float = 1.0
     fired: int = 0
 
     def matches(self, request: Request) -> bool:
         if self.method and self.method.upper() != request.method:
             return False
         if self.path and not re.search(self.path, request.path):
+            return False
+        if self.probability < 1.0 and random.random() >= self.probability:
             return False
         return self.times == 0 or self.fired < self.times
 
@@ -202,13 +209,15 @@ class Emulator:
 class Sandbox:
     """All emulators behind one WSGI app."""
 
-    def __init__(self, platforms: list[str] | None = None):
+    def __init__(self, platforms: list[str] | None = None, log_size: int = 20000):
         from bridge.platforms.registry import REGISTRY, emulator_class
         from bridge.sandbox.media import MediaEmulator
 
         self.clock = Clock()
-        self.log: deque[dict[str, Any]] = deque(maxlen=20000)
+        self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self.faults: dict[str, list[Fault]] = {}
+        # seconds each answer is held, by platform ("*": every platform without its own)
+        self.latency: dict[str, float] = {}
         self._lock = threading.RLock()
         self._shared_state: dict[str, Any] = {}
         self.emulators: dict[str, Emulator] = {}
@@ -254,8 +263,10 @@ class Sandbox:
                     emu.reset()
             if platform:
                 self.faults.pop(platform, None)
+                self.latency.pop(platform, None)
             else:
                 self.faults.clear()
+                self.latency.clear()
                 self.log.clear()
                 self.clock.reset()
 
@@ -264,6 +275,17 @@ class Sandbox:
         with self._lock:
             self.faults.setdefault(platform, []).append(fault)
         return fault
+
+    def set_latency(self, seconds: float, platform: str | None = None) -> None:
+        """Hold every answer of `platform` (all platforms when None) for `seconds`; 0 removes it."""
+        key = platform or "*"
+        if platform is not None and platform not in self.emulators:
+            raise KeyError(f"unknown platform {platform}")
+        with self._lock:
+            if float(seconds) > 0:
+                self.latency[key] = float(seconds)
+            else:
+                self.latency.pop(key, None)
 
     def requests(self, platform: str | None = None) -> list[dict[str, Any]]:
         return [e for e in list(self.log) if platform is None or e["platform"] == platform]
@@ -313,6 +335,9 @@ class Sandbox:
         if isinstance(emu, _SharedHost):
             emu = emu.pick(request)
         started = self.clock.now()
+        delay = self.latency.get(emu.platform, self.latency.get("*", 0.0))
+        if delay:
+            time.sleep(delay)  # outside the emulator's lock: slow answers still overlap
         fault = self._take_fault(emu.platform, request)
         inprocess = bool(environ.get(INPROCESS_KEY))
         try:
@@ -366,6 +391,9 @@ class Sandbox:
                 spec = {k: v for k, v in body.items() if k != "platform"}
                 fault = self.inject(platform, **spec)
                 return _ok({"fault": asdict(fault)})
+            if action == "latency" and request.method == "POST":
+                self.set_latency(float(body.get("seconds", 0)), platform)
+                return _ok({"latency": dict(self.latency)})
             if action == "requests" and request.method == "GET":
                 return _ok({"requests": self.requests(platform)})
             if action == "state" and request.method == "GET" and platform in self.emulators:

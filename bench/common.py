@@ -1,0 +1,554 @@
+"""What the benchmarks share: a database of their own, Redis db 9, a stand-alone sandbox, many
+connected TikTok accounts, posts due at one instant, real `aurareels-bridge worker` processes, and
+the figures read from the sandbox's request log.
+
+Nothing here is part of the bridge: it drives the bridge from outside, as a deployment would see
+it (MySQL rows written by WordPress, RQ wake-ups, worker processes), and times the first platform
+call of each post's publish run. A post inserted directly skips the API's validation, so the
+first call of its run is TikTok's `creator_info`, the first step of a publish.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pymysql
+import redis as redis_lib
+from sqlalchemy import insert, select
+
+from bridge.config import Settings
+from bridge.runtime import Runtime
+from bridge.store.db import make_engine, utcnow
+from bridge.store.migrate import migrate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MYSQL_HOST = os.environ.get("AURAREELS_BENCH_MYSQL_HOST", "127.0.0.1")
+MYSQL_PORT = int(os.environ.get("AURAREELS_BENCH_MYSQL_PORT", "3306"))
+MYSQL_USER = os.environ.get("AURAREELS_BENCH_MYSQL_USER", "root")
+MYSQL_PASSWORD = os.environ.get("AURAREELS_BENCH_MYSQL_PASSWORD", "")
+REDIS_URL = os.environ.get("AURAREELS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+FIRST_CALL = "/v2/post/publish/creator_info/query/"
+LOCK_KEY = "bench:running"
+VIDEO_URL = "https://media.sandbox.aurareels.test/videos/clip.mp4?size=3000000&duration=20"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(idle, total) jiffies of all CPUs since boot, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        values = [int(v) for v in handle.readline().split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return idle, sum(values[:8])
+
+
+def machine_busy(seconds: float = 2.0) -> float:
+    """Fraction of all CPUs busy over the next `seconds`."""
+    idle0, total0 = _cpu_jiffies()
+    time.sleep(seconds)
+    idle1, total1 = _cpu_jiffies()
+    return 1.0 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_quiet(max_wait: float, busy_below: float = 0.25) -> float:
+    """Wait (at most `max_wait` seconds) until the machine is mostly idle: other work on these two
+    cores changes every figure. Returns the last busy fraction seen."""
+    deadline = time.monotonic() + max_wait
+    busy = machine_busy()
+    while busy >= busy_below and time.monotonic() < deadline:
+        busy = machine_busy(5.0)
+    return busy
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def mysql_connect():
+    return pymysql.connect(host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, password=MYSQL_PASSWORD,
+                           autocommit=True, charset="utf8mb4")
+
+
+class Bench:
+    """One benchmark run: `with Bench(...) as b:` creates everything and removes it afterwards."""
+
+    def __init__(self, *, workers: int = 2, concurrency: int = 1, latency: float = 0.0, log_size: int = 200_000,
+                 platform_cap: int | None = None, extra_env: dict[str, str] | None = None):
+        self.workers, self.concurrency, self.latency = workers, concurrency, latency
+        self.platform_cap = platform_cap
+        self.log_size = log_size
+        self.extra_env = extra_env or {}
+        self.database = f"aurareels_bench_{uuid.uuid4().hex[:10]}"
+        self.procs: list[subprocess.Popen] = []
+        self.logs: list[str] = []
+        self.server = None
+
+    # ---------------------------------------------------------------------------- set up, tear down
+    def __enter__(self) -> "Bench":
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self.redis = redis_lib.Redis.from_url(REDIS_URL)
+        # one benchmark at a time on this Redis db: a second one would flush the first one's queue
+        if not self.redis.set(LOCK_KEY, str(os.getpid()), nx=True, ex=3600):
+            raise RuntimeError(f"another benchmark (pid {self.redis.get(LOCK_KEY)}) is using {REDIS_URL}")
+        self.redis.flushdb()
+        self.redis.set(LOCK_KEY, str(os.getpid()), ex=3600)
+        try:
+            with mysql_connect() as conn:
+                conn.cursor().execute(f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4 "
+                                      f"COLLATE utf8mb4_unicode_ci")
+            auth = MYSQL_USER + (f":{MYSQL_PASSWORD}" if MYSQL_PASSWORD else "")
+            self.database_url = f"mysql+pymysql://{auth}@{MYSQL_HOST}:{MYSQL_PORT}/{self.database}"
+            engine = make_engine(self.database_url)
+            migrate(engine, "wp_")
+            self._start_sandbox_and_runtime(engine)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _start_sandbox_and_runtime(self, engine) -> None:
+        from bridge.sandbox.core import Sandbox, host_map_for, start_server
+
+        self.server, self.sandbox, self.base_url = start_server(sandbox=Sandbox(log_size=self.log_size))
+        tiktok = self.sandbox.emulator("tiktok")
+        tiktok.configure(daily_post_cap=1_000_000, access_token_ttl=30 * 86400, processing_seconds=0,
+                         moderation_seconds=0)
+        if self.latency:
+            self.sandbox.set_latency(self.latency)
+        self.env = {
+            "AURAREELS_DATABASE_URL": self.database_url,
+            "AURAREELS_TABLE_PREFIX": "wp_",
+            "AURAREELS_REDIS_URL": REDIS_URL,
+            "AURAREELS_SOCIAL_ENCRYPTION_KEY": "bench-vault-key-" + secrets.token_hex(8),
+            "JWT_AUTH_SECRET_KEY": "bench-jwt-secret-" + secrets.token_hex(8),
+            "AURAREELS_WP_URL": "https://site.example",
+            "N8N_API_KEY": "bench-internal-" + secrets.token_hex(8),
+            "AURAREELS_SANDBOX": "1",
+            "AURAREELS_HOST_MAP": json.dumps(host_map_for(self.base_url, self.sandbox)),
+            "AURAREELS_QUOTA_TIKTOK": "1000000",
+            # the engine's fleet-wide cap of TikTok posts in flight (see bridge/engine.py)
+            "AURAREELS_CONCURRENCY_TIKTOK": str(self.platform_cap or max(20, self.workers * self.concurrency)),
+            **self.extra_env,
+        }
+        settings = Settings.from_env(self.env)
+        self.rt = Runtime.from_settings(settings, engine=engine)
+
+    def __exit__(self, *exc) -> None:
+        self.stop_workers()
+        rt = getattr(self, "rt", None)
+        if rt is not None:
+            rt.engine.dispose()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+        try:
+            self.redis.flushdb()  # also frees the lock
+        except Exception:
+            pass
+        with mysql_connect() as conn:
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS `{self.database}`")
+
+    # ---------------------------------------------------------------------------- workers
+    def start_workers(self, *, args: tuple[str, ...] = (), ready_timeout: float = 60.0) -> None:
+        env = dict(os.environ)
+        env.update(self.env)
+        command = [sys.executable, "-m", "bridge.cli", "worker"]
+        if self.concurrency > 1:
+            command += ["--concurrency", str(self.concurrency)]
+        command += list(args)
+        for i in range(self.workers):
+            path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{self.database}-worker{len(self.logs)}.log")
+            self.logs.append(path)
+            with open(path, "wb") as log:
+                self.procs.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        if "--burst" in args:
+            return
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            alive = len(self.redis.keys("bridge:worker:*"))
+            if alive >= self.workers and self.redis.get("bridge:scheduler:alive"):
+                return
+            if any(p.poll() is not None for p in self.procs):
+                raise RuntimeError(f"a worker exited at start; see {' '.join(self.logs)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers not ready within {ready_timeout} s; see {' '.join(self.logs)}")
+            time.sleep(0.2)
+
+    def wait_workers(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+        return True
+
+    def stop_workers(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self.procs = []
+
+    def worker_pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.returncode is None]
+
+    # ---------------------------------------------------------------------------- data
+    def accounts(self, count: int) -> list[tuple[int, str]]:
+        """`count` TikTok accounts, each its own sandbox creator with a token good for 30 days.
+        Returns (account row id, access token) pairs."""
+        tiktok = self.sandbox.emulator("tiktok")
+        now = utcnow()
+        rows, tokens = [], []
+        for i in range(count):
+            issued = tiktok.issue_token(user=f"bench_creator_{i}")
+            tokens.append(issued["access_token"])
+            rows.append(dict(
+                wp_user_id=1000 + i % 100, platform="tiktok", account_id=issued["open_id"],
+                account_name=f"Bench creator {i}", account_username=f"bench_creator_{i}",
+                access_token=self.rt.vault.encrypt(issued["access_token"]),
+                refresh_token=self.rt.vault.encrypt(issued["refresh_token"]),
+                token_expires_at=now + timedelta(seconds=issued["expires_in"]), token_scope=issued["scope"],
+                is_active=1, needs_reconnect=0, last_token_refresh=now, created_at=now, updated_at=now,
+                metadata=json.dumps({"scopes": issued["scope"].split(",")}),
+            ))
+        a = self.rt.tables.accounts
+        with self.rt.engine.begin() as conn:
+            for start in range(0, len(rows), 1000):
+                conn.execute(insert(a), rows[start:start + 1000])
+            ids = conn.execute(select(a.c.id).order_by(a.c.id)).scalars().all()
+        return list(zip(ids[-count:], tokens))
+
+    def posts(self, accounts: list[tuple[int, str]], when: datetime) -> list[int]:
+        """One scheduled post per account, all due at `when`, as WordPress would insert them."""
+        now = utcnow()
+        metadata = json.dumps({"options": {"tiktok_source": "PULL_FROM_URL"}})
+        rows = [dict(wp_user_id=1000 + i % 100, video_job_id=f"bench-{i}", social_account_id=account_id,
+                     platform="tiktok", status="scheduled", scheduled_at=when, video_url=VIDEO_URL,
+                     caption=f"Benchmark post {i}", hashtags=json.dumps(["#bench"]), mentions=json.dumps([]),
+                     privacy_level="PUBLIC", retry_count=0, metadata=metadata, created_at=now, updated_at=now)
+                for i, (account_id, _) in enumerate(accounts)]
+        p = self.rt.tables.posts
+        with self.rt.engine.begin() as conn:
+            for start in range(0, len(rows), 1000):
+                conn.execute(insert(p), rows[start:start + 1000])
+            ids = conn.execute(select(p.c.id).order_by(p.c.id)).scalars().all()
+        return list(ids[-len(rows):])
+
+    def hand_over(self, post_ids: list[int], when: datetime) -> float:
+        """Give every post its RQ wake-up (what the API does on /schedule). Returns seconds taken."""
+        from bridge.services.scheduler import hand_over
+
+        started = time.monotonic()
+        for post_id in post_ids:
+            hand_over(self.rt, post_id, when)
+        return time.monotonic() - started
+
+    def statuses(self) -> dict[str, int]:
+        p = self.rt.tables.posts
+        from sqlalchemy import func
+
+        with self.rt.engine.connect() as conn:
+            return {s: n for s, n in conn.execute(select(p.c.status, func.count()).group_by(p.c.status)).all()}
+
+    # ---------------------------------------------------------------------------- measuring
+    def first_call_times(self) -> list[float]:
+        """Sandbox time (epoch seconds) of every first step of a publish run, from the request log."""
+        return [e["at"] for e in self.sandbox.requests("tiktok") if e["path"] == FIRST_CALL]
+
+    def first_call_by_token(self, tokens: list[str]) -> dict[str, float]:
+        """The first `creator_info` call of each access token (one account, one post), read from the
+        emulator's per-token call record: maps calls to posts exactly."""
+        tiktok = self.sandbox.emulator("tiktok")
+        found = {}
+        with tiktok.lock:
+            for token in tokens:
+                window = tiktok.calls.get((token, "creator_info"))
+                if window:
+                    found[token] = window[0]
+        return found
+
+    def wait_first_calls(self, tokens: list[str], timeout: float, poll: float = 1.0) -> bool:
+        """Wait until every token (post) made its first call; False on time-out or a dead worker."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.first_call_by_token(tokens)) >= len(tokens):
+                return True
+            if any(p.poll() is not None for p in self.procs):
+                return False
+            time.sleep(poll)
+        return len(self.first_call_by_token(tokens)) >= len(tokens)
+
+    def wait_published(self, count: int, timeout: float, poll: float = 0.5) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.statuses().get("published", 0) >= count:
+                return True
+            time.sleep(poll)
+        return False
+
+
+def due_at(lead_seconds: float) -> tuple[datetime, float]:
+    """A whole-second UTC instant `lead_seconds` ahead (DATETIME columns hold seconds), and its epoch."""
+    when = (utcnow() + timedelta(seconds=lead_seconds)).replace(microsecond=0)
+    return when, when.replace(tzinfo=timezone.utc).timestamp()
+
+
+def summarize(lateness: list[float]) -> dict[str, float]:
+    return {"p50": percentile(lateness, 50), "p99": percentile(lateness, 99), "max": max(lateness),
+            "min": min(lateness)}
+
+
+def cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU seconds a process has used (0 when it is gone), with those of its
+    finished and reaped children (forked jobs) when asked."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped_children:
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _listener_pid(port: int) -> int | None:
+    """The process listening on 127.0.0.1/0.0.0.0 `port` (found through its socket's inode)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as handle:
+                rows = handle.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                inodes.add(fields[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if os.readlink(f"/proc/{entry}/fd/{fd}") in wanted:
+                    return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+def server_pids() -> dict[str, int]:
+    """The MariaDB and Redis servers the benchmark uses (by their listening ports)."""
+    found = {}
+    redis_port = int(REDIS_URL.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]) if ":" in \
+        REDIS_URL.split("://", 1)[1].split("/", 1)[0] else 6379
+    for name, port in (("mariadb", MYSQL_PORT), ("redis", redis_port)):
+        pid = _listener_pid(port)
+        if pid is not None:
+            found[name] = pid
+    return found
+
+
+def server_counters(bench: "Bench") -> dict[str, int]:
+    """MariaDB connections opened and statements run, Redis connections and commands (server-wide)."""
+    counters = {}
+    try:
+        with mysql_connect() as conn:
+            cur = conn.cursor()
+            cur.execute("SHOW GLOBAL STATUS WHERE Variable_name IN ('Connections', 'Questions')")
+            counters.update({f"mysql_{k.lower()}": int(v) for k, v in cur.fetchall()})
+    except pymysql.MySQLError:
+        pass
+    try:
+        info = bench.redis.info("stats")
+        counters["redis_connections"] = int(info["total_connections_received"])
+        counters["redis_commands"] = int(info["total_commands_processed"])
+    except redis_lib.RedisError:
+        pass
+    return counters
+
+
+class CpuMeter:
+    """CPU seconds used by the workers, this process (the sandbox server lives here), MariaDB and
+    Redis between `start()` and `stop()`. MariaDB and Redis count all their clients: other work
+    on the machine shows there too."""
+
+    def __init__(self, bench: "Bench"):
+        self.bench = bench
+        self.servers = server_pids()
+
+    def _sample(self) -> dict[str, float]:
+        # live workers with their reaped forked jobs, plus workers that exited and were reaped here
+        workers = sum(cpu_seconds(pid, reaped_children=True) for pid in self.bench.worker_pids())
+        reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+        workers += reaped.ru_utime + reaped.ru_stime
+        children = self._children_cpu()
+        idle, total = _cpu_jiffies()
+        return {"workers": workers + children, "bench+sandbox": cpu_seconds(os.getpid()),
+                "machine": (total - idle) / os.sysconf("SC_CLK_TCK"),
+                **{f"{name} (all clients)": cpu_seconds(pid) for name, pid in self.servers.items()}}
+
+    def _children_cpu(self) -> float:
+        """Forked job processes and RQ's scheduler process under the workers (alive ones)."""
+        total = 0.0
+        workers = set(self.bench.worker_pids())
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) in workers:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def start(self) -> None:
+        self.began, self.wall = self._sample(), time.monotonic()
+        self.counters = server_counters(self.bench)
+
+    def stop(self) -> dict[str, float]:
+        end = self._sample()
+        used = {k: round(end[k] - self.began.get(k, 0.0), 2) for k in end if k != "machine"}
+        # everything else the machine did meanwhile (other processes compete for the same cores)
+        used["other processes"] = max(0.0, round(end["machine"] - self.began["machine"] - sum(used.values()), 2))
+        used["wall"] = round(time.monotonic() - self.wall, 2)
+        return used
+
+    def counted(self) -> dict[str, int]:
+        """Server counters since `start()` (server-wide: other clients count too)."""
+        now = server_counters(self.bench)
+        return {k: now[k] - self.counters[k] for k in now if k in self.counters}
+
+
+def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first_timeout: float,
+            publish_timeout: float, lead: float | None = None, profile: str | None = None,
+            profile_seconds: float = 20.0, platform_cap: int | None = None, quiet_wait: float = 0.0) -> dict:
+    """`posts` posts (one account each) due at the same whole second, handed to RQ's scheduler
+    as the API does, published by `workers` worker processes. Returns the figures:
+    lateness of each post's first platform call after its `scheduled_at` (seconds), how many
+    first calls and publishes happened in time, CPU seconds per component."""
+    busy = wait_until_quiet(quiet_wait)
+    say(f"  machine before the run: {100 * busy:.0f}% CPU busy, load average "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores; other processes count)")
+    with Bench(workers=workers, concurrency=concurrency, latency=latency, platform_cap=platform_cap,
+               log_size=max(200_000, posts * 12)) as bench:
+        bench.start_workers()
+        say(f"  {workers} worker process(es) up, {concurrency} job(s) at once each, engine's TikTok cap "
+            f"{bench.env['AURAREELS_CONCURRENCY_TIKTOK']} posts in flight; creating {posts} accounts")
+        accounts = bench.accounts(posts)
+        lead = lead if lead is not None else 5.0 + posts * 0.0015
+        when, due = due_at(lead)
+        post_ids = bench.posts(accounts, when)
+        took = bench.hand_over(post_ids, when)
+        margin = due - time.time()
+        say(f"  {posts} posts due at {when:%H:%M:%S} UTC handed over in {took:.1f} s ({margin:.1f} s before due)")
+        if margin < 0.5:
+            say("  WARNING: the hand-over ended too close to the due time; use a longer --lead")
+        while time.time() < due:
+            time.sleep(0.01)
+        meter = CpuMeter(bench)
+        meter.start()
+        profilers = start_profilers(profile, bench, profile_seconds) if profile else []
+        tokens = [token for _, token in accounts]
+        complete = bench.wait_first_calls(tokens, first_timeout)
+        first_cpu = meter.stop()
+        by_token = bench.first_call_by_token(tokens)
+        log_times = bench.first_call_times()
+        lateness = sorted(at - due for at in by_token.values())
+        first_counts = meter.counted()
+        published = bench.wait_published(posts, publish_timeout, poll=1.0) if complete else False
+        all_cpu = meter.stop()
+        all_counts = meter.counted()
+        statuses = bench.statuses()
+        for proc, _ in profilers:
+            try:
+                proc.wait(timeout=profile_seconds + 30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return {
+            "posts": posts, "workers": workers, "concurrency": concurrency, "latency": latency,
+            "complete": complete, "first_calls": len(by_token), "first_calls_in_log": len(log_times),
+            "lateness": lateness, "summary": summarize(lateness) if lateness else None,
+            "published": published, "statuses": statuses, "cpu_first": first_cpu, "cpu_all": all_cpu,
+            "counts_first": first_counts, "counts_all": all_counts, "logs": list(bench.logs),
+            "profiles": [path for _, path in profilers],
+            "handover_seconds": took, "handover_margin": margin,
+        }
+
+
+def start_profilers(pyspy: str, bench: "Bench", seconds: float) -> list[tuple[subprocess.Popen, str]]:
+    """Sample each worker process with py-spy (the binary at `pyspy`) for `seconds`, counting only
+    the thread holding the GIL: where the workers' CPU goes. Raw stacks, one file per worker."""
+    started = []
+    for i, pid in enumerate(bench.worker_pids()):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{bench.database}-worker{i}.pyspy.txt")
+        proc = subprocess.Popen([pyspy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--gil",
+                                 "--nonblocking", "-f", "raw", "-o", path],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append((proc, path))
+    return started
+
+
+def report_cpu(label: str, cpu: dict, count: int, counts: dict | None = None, unit: str = "post") -> None:
+    parts = ", ".join(f"{k} {v:.1f} s ({1000 * v / count:.1f} ms/{unit})" for k, v in cpu.items() if k != "wall")
+    say(f"  CPU{' ' + label if label else ''} (wall {cpu['wall']:.1f} s): {parts}")
+    if counts:
+        say(f"    server-wide counts per {unit}: " + ", ".join(f"{k} {v / count:.1f}" for k, v in counts.items()))
+
+
+def noop_run(*, jobs: int, workers: int, concurrency: int, timeout: float, quiet_wait: float = 0.0) -> dict:
+    """RQ's own ceiling: `jobs` no-op jobs queued, then drained by `workers` burst workers
+    (`aurareels-bridge worker --burst`, the same command and options as the publish runs).
+    Returns jobs per second from the workers' start to the last one's exit."""
+    from rq import Queue
+    from rq.job import Job
+
+    from bridge import jobs as bridge_jobs
+
+    busy = wait_until_quiet(quiet_wait)
+    with Bench(workers=workers, concurrency=concurrency) as bench:
+        queue = Queue("publish", connection=bench.redis)
+        for start in range(0, jobs, 1000):
+            queue.enqueue_many([Queue.prepare_data(bridge_jobs.noop, result_ttl=3600)
+                                for _ in range(min(1000, jobs - start))])
+        meter = CpuMeter(bench)
+        meter.start()
+        started = time.monotonic()
+        bench.start_workers(args=("--burst",))
+        done = bench.wait_workers(timeout)
+        elapsed = time.monotonic() - started
+        left = queue.count
+        cpu = meter.stop()
+        # the drain alone: first job started to last job ended, from RQ's own job records
+        ids = queue.finished_job_registry.get_job_ids()
+        spans = [(j.started_at, j.ended_at) for j in Job.fetch_many(ids, connection=bench.redis)
+                 if j is not None and j.started_at and j.ended_at]
+        drain = (max(e for _, e in spans) - min(s for s, _ in spans)).total_seconds() if spans else 0.0
+    return {"jobs": jobs, "done": done and left == 0, "left": left, "finished": len(spans), "seconds": elapsed,
+            "busy_before": busy, "rate": (jobs - left) / elapsed if elapsed else 0.0,
+            "drain_seconds": drain, "drain_rate": len(spans) / drain if drain else 0.0, "cpu": cpu}
