@@ -501,13 +501,14 @@ def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first
         }
 
 
-def start_profilers(pyspy: str, bench: "Bench", seconds: float) -> list[tuple[subprocess.Popen, str]]:
-    """Sample each worker process with py-spy (the binary at `pyspy`) for `seconds`, counting only
+def start_profilers(profiler: str, bench: "Bench", seconds: float) -> list[tuple[subprocess.Popen, str]]:
+    """Sample each worker process for `seconds` with a sampling profiler (the binary at `profiler`,
+    driven as `record -p PID -d SECONDS -r RATE --gil --nonblocking -f raw -o FILE`), counting only
     the thread holding the GIL: where the workers' CPU goes. Raw stacks, one file per worker."""
     started = []
     for i, pid in enumerate(bench.worker_pids()):
-        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{bench.database}-worker{i}.pyspy.txt")
-        proc = subprocess.Popen([pyspy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--gil",
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{bench.database}-worker{i}.stacks.txt")
+        proc = subprocess.Popen([profiler, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200", "--gil",
                                  "--nonblocking", "-f", "raw", "-o", path],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started.append((proc, path))

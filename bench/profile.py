@@ -1,6 +1,6 @@
-"""Summarize py-spy raw samples of a worker (`--profile` of the benchmarks): the share of the
-sampled time per activity (RQ's own bookkeeping, the engine's database calls, HTTP client, ...)
-and the bridge source lines the samples were in.
+"""Summarize raw stack samples of a worker (`--profile` of the benchmarks; one line per stack,
+`frame;frame;... count`): the share of the sampled time per activity (RQ's own bookkeeping, the
+engine's database calls, the HTTP client, ...) and the bridge source lines the samples were in.
 
     .venv/bin/python -m bench.profile FILE [FILE...]
 """

@@ -25,7 +25,7 @@ def run_b(args) -> dict:
                 first_timeout=args.timeout, publish_timeout=args.timeout, lead=args.lead,
                 profile=args.profile, platform_cap=args.platform_cap, quiet_wait=args.quiet_wait)
     if r["profiles"]:
-        say(f"  py-spy samples (GIL holder, raw stacks): {' '.join(r['profiles'])}")
+        say(f"  worker samples (GIL holder, raw stacks; python -m bench.profile FILES): {' '.join(r['profiles'])}")
     s = r["summary"]
     if s is None:
         say("  no first call seen")
@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for the machine to be mostly idle")
-    parser.add_argument("--profile", metavar="PY_SPY", help="sample the workers with this py-spy binary")
+    parser.add_argument("--profile", metavar="PROFILER",
+                        help="sample the workers with this sampling profiler binary (see bench.common.start_profilers)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     say(f"command: python -m bench.throughput {' '.join(sys.argv[1:] if argv is None else argv)}")
