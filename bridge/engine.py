@@ -52,6 +52,9 @@ from bridge.timefmt import fmt, iso_z
 log = logging.getLogger("bridge.engine")
 
 TRANSIENT_DELAYS = (60, 300, 900)  # 1, 5 and 15 minutes, with jitter
+# A token refused right after this run refreshed it: runs (each refreshing again) before giving up,
+# more of them while an earlier step's outcome is unknown, and the wait before each.
+AUTH_RETRIES, AUTH_RETRIES_UNKNOWN, AUTH_RETRY_SECONDS = 2, 5, 10
 MAX_STEPS_PER_RUN = 5000
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -340,8 +343,9 @@ class _Driver:
             # A step that was in flight when its worker died may have taken effect: ask first.
             if metadata.get("in_flight") is not None:
                 metadata["reconcile_first"] = True
+            reconciling = bool(metadata.get("reconcile_first"))
             try:
-                if metadata.get("reconcile_first"):
+                if reconciling:
                     result = client.reconcile(job)
                     metadata.pop("reconcile_first", None)
                     metadata.pop("in_flight", None)
@@ -353,10 +357,9 @@ class _Driver:
                     failpoint("before_step")
                     result = client.publish_step(job)
                     failpoint("after_step")
-            except TokenExpired as exc:
+            except TokenExpired:
                 if self.refreshed:
-                    return self.fail("token_rejected", f"{client.display_name} refused the saved login even after "
-                                                       f"refreshing it; connect the account again.", metadata=metadata)
+                    return self._refused_after_refresh(client, metadata)
                 self.refreshed = True
                 try:
                     account = oauth.refresh_account(self.rt, account["id"], force=True)
@@ -388,6 +391,8 @@ class _Driver:
             _observe_call(post["platform"], "ok")
             metadata["checkpoint"] = result.checkpoint
             metadata.pop("in_flight", None)
+            if not reconciling:
+                metadata.pop("auth_retries", None)
             metadata.pop("transient_attempts", None)
             if result.done:
                 return self.succeed(result, metadata)
@@ -425,6 +430,28 @@ class _Driver:
             return self.release(_after(delay), metadata=metadata, note=original.message)
         except PlatformError as exc:
             return self.fail(exc.code, exc.message, metadata=metadata)
+
+    def _refused_after_refresh(self, client, metadata: dict) -> str:
+        """The platform refused a token this run had just refreshed. That is sometimes a passing
+        glitch (a new token not yet known to every server), so the post waits and tries again
+        before it gives up. While an earlier step's outcome is unknown the post may well be live:
+        it keeps asking longer and, if it must stop, ends `unconfirmed` (Retry asks before it
+        sends anything), never as a plain failure."""
+        unknown = bool(metadata.get("reconcile_first"))
+        tries = int(metadata.get("auth_retries", 0)) + 1
+        if tries < (AUTH_RETRIES_UNKNOWN if unknown else AUTH_RETRIES):
+            metadata["auth_retries"] = tries
+            at = _after(AUTH_RETRY_SECONDS * tries)
+            return self.release(at, metadata=metadata, note=(
+                f"{client.display_name} refused the freshly refreshed login; trying again at {fmt(at)} UTC."))
+        metadata.pop("auth_retries", None)
+        if unknown:
+            return self.fail("unconfirmed", (
+                f"We could not confirm whether {client.display_name} published this post: it kept refusing the "
+                f"saved login while we checked. Reconnect the account, then Retry; Retry checks before anything "
+                f"is sent."), metadata=metadata)
+        return self.fail("token_rejected", f"{client.display_name} refused the saved login even after refreshing "
+                                           f"it; connect the account again.", metadata=metadata)
 
     def _transient(self, exc: PlatformError, metadata: dict) -> str:
         attempts = int(metadata.get("transient_attempts", 0)) + 1

@@ -339,6 +339,25 @@ def _secret_watch_handler(secret_watch):
     _secret_watch.ensure_handler(secret_watch)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test that ran a real worker shows the worker's last log lines, so a failure on a
+    machine we cannot log into still says what the worker was doing."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or not report.failed or "worker" not in getattr(item, "fixturenames", ()):
+        return
+    worker_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log")
+    try:
+        with open(worker_log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 6000))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return
+    report.sections.append(("worker log (last lines)", tail))
+
+
 def pytest_sessionfinish(session, exitstatus):
     worker_log = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log")
     if os.path.exists(worker_log):

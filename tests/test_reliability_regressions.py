@@ -230,3 +230,35 @@ def test_callback_redirects_the_browser_even_when_storing_the_account_fails(clie
     assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:200])
     target = urlsplit(response.headers["Location"])
     assert target.path == "/dashboard/social-accounts" and parse_qs(target.query)["status"] == ["error"]
+
+
+def test_repeated_expired_token_on_the_reconcile_read_never_fails_a_post_that_went_out(engine_rt, sandbox_and_api):
+    """The full storm found 7 of 2,000 posts published on the platform but marked failed: the answer
+    to the publishing call was lost and the reads that check what happened met expired tokens again
+    and again. While a step's outcome is unknown, a post may end published or `unconfirmed` (Retry
+    then checks first), never with a plain failure."""
+    from tests.test_engine import final, publish, published_on
+
+    sandbox, api = sandbox_and_api
+    account = connect(engine_rt, "linkedin")
+    sandbox.inject("linkedin", kind="lost", method="POST", path=r"^/rest/posts$", times=1)
+    sandbox.inject("linkedin", kind="error", method="GET", path=r"^/rest/posts$", error="EXPIRED_ACCESS_TOKEN", times=3)
+    post_id = publish(api, engine_rt, account)
+    row = final(engine_rt, post_id, timeout=90)
+    assert len(published_on(sandbox, "linkedin")) == 1
+    assert row["status"] == "published" or row["error_code"] == "unconfirmed", (row["status"], row["error_code"])
+
+
+def test_a_login_refused_again_and_again_after_refreshing_fails_as_token_rejected(engine_rt, sandbox_and_api):
+    """The other side of the same rule: with nothing in flight, a platform that keeps refusing
+    freshly refreshed logins ends the post `token_rejected` after one more try, and nothing is sent."""
+    from tests.test_engine import final, publish, published_on
+
+    sandbox, api = sandbox_and_api
+    account = connect(engine_rt, "linkedin")
+    sandbox.inject("linkedin", kind="error", method="POST", path=r"^/rest/posts$", error="EXPIRED_ACCESS_TOKEN", times=50)
+    post_id = publish(api, engine_rt, account)
+    row = final(engine_rt, post_id, timeout=90)
+    assert published_on(sandbox, "linkedin") == []
+    assert (row["status"], row["error_code"]) == ("failed", "token_rejected")
+    assert "connect the account again" in row["error_message"]

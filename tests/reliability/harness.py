@@ -716,6 +716,8 @@ class Storm:
                     false_success += 1
                 if r["status"] == "failed" and r["error_code"] != "unconfirmed" and recs:
                     published_but_failed += 1
+                    self.notes.append(f"post {r['id']} ({name}) is published on the platform but failed here with "
+                                      f"{r['error_code']}")
                 if recs:
                     due = calendar.timegm(r["scheduled_at"].timetuple())
                     late.append(min(float(x["created_at"]) for x in recs) - due)

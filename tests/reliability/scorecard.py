@@ -51,10 +51,16 @@ def security() -> dict | None:
 def verdict(result: dict) -> str:
     t = result["totals"]
     ok = (t["lost"] == 0 and t["duplicates"] == 0 and t["phantom_publications"] == 0 and t["false_success"] == 0
-          and t["early"] == 0)
+          and t["early"] == 0 and t.get("published_but_marked_failed", 0) == 0)
     if result["name"] != "time":
         ok = ok and t["posts"] == result.get("posts_planned")
     return "pass" if ok else "FAIL"
+
+
+def _stuck_on(item: dict) -> str:
+    jobs = {k.split("-")[0]: (v.get("status") if isinstance(v, dict) else "no job").replace("JobStatus.", "").lower()
+            for k, v in item.get("jobs", {}).items()}
+    return f"{item['status']} post, publish job {jobs.get('publish', '?')}, wake-up job {jobs.get('wake', '?')}"
 
 
 def load_cell(result: dict) -> str:
@@ -63,7 +69,7 @@ def load_cell(result: dict) -> str:
         return (f"{_n(t['posts'])} posts on 6 platforms, naive and ISO times before, inside and after a "
                 f"spring-forward gap and a fall-back overlap")
     return (f"{_n(t['posts'])} posts, {_n(result['accounts'])} accounts, 6 platforms, due within "
-            f"{result['window_seconds']:g} s; {result['workers']} workers")
+            f"{round(result['window_seconds'])} s; {result['workers']} workers")
 
 
 def faults_cell(result: dict) -> str:
@@ -160,7 +166,23 @@ def render(mode: str) -> str:
             f"{plan['http_timeout']:g} s, transient back-off {plan['retry_delays'].replace(',', '/')} s (production: "
             "60/300/900 s), platform caps raised so that the injected faults are the only refusals.",
         ]
-    notes = [f"- {r['name']}: {note}" for r in results.values() if r for note in r.get("notes", [])]
+    notes = []
+    for r in results.values():
+        if not r:
+            continue
+        notes += [f"- {r['name']}: {note}" for note in r.get("notes", [])]
+        stuck = Counter(_stuck_on(item) for item in r.get("not_final", []))
+        if stuck:
+            notes.append(f"- {r['name']}: where the posts that never reached a final state stopped: "
+                         + "; ".join(f"{n} × {why}" for why, n in stuck.most_common()))
+        if r.get("connect_failures"):
+            codes = Counter(f"{f['status']} {json.loads(f['body']).get('code') if f['body'].startswith('{') else ''}"
+                            for f in r["connect_failures"])
+            notes.append(f"- {r['name']}: OAuth callbacks that failed and were tried again: "
+                         + ", ".join(f"{k} ×{v}" for k, v in codes.items()))
+        if r.get("worker_unexpected_exits"):
+            notes.append(f"- {r['name']}: workers that exited on their own and were restarted: "
+                         f"{r['worker_unexpected_exits']} (exit codes {r.get('worker_exit_codes')})")
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"

@@ -31,6 +31,7 @@ def check_goals(result: dict) -> None:
     assert t["duplicates"] == 0 and t["phantom_publications"] == 0
     assert t["false_success"] == 0  # marked published, but the platform has no such post
     assert t["early"] == 0  # nothing goes out before its time
+    assert t["published_but_marked_failed"] == 0, result["notes"]  # a failure must be true: Retry resends it
 
 
 def run_storm(plan: StormPlan, own_redis, own_mariadb, secret_watch) -> dict:
