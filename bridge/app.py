@@ -146,7 +146,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _register_request_id(app)
     _register_error_handlers(app)
     _register_docs(app)
-    app.wsgi_app = _WordPressPrefix(app.wsgi_app, sandbox=settings.sandbox)
+    from bridge.ops_dashboard import OperatorGate
+
+    app.wsgi_app = _WordPressPrefix(OperatorGate(app.wsgi_app, settings, API_PREFIX, app), sandbox=settings.sandbox)
     return app
 
 

@@ -58,7 +58,39 @@ def cmd_worker(args) -> int:
         print("aurareels-bridge: --concurrency must be at least 1", file=sys.stderr)
         return 2
     engine = make_engine(settings.database_url, **pool_settings(args.concurrency)) if args.concurrency > 1 else None
-    return run_worker(_runtime(settings, engine), burst=args.burst, concurrency=args.concurrency)
+    rt = _runtime(settings, engine)
+    return keep_working(rt, lambda: run_worker(rt, burst=args.burst, concurrency=args.concurrency))
+
+
+def keep_working(rt, run, *, max_wait: float = 30.0, sleep=None) -> int:
+    """Run the worker; when Redis goes away under it (a restart, a failover, a dropped connection),
+    wait for Redis to answer again and start over instead of exiting. Nothing is lost meanwhile:
+    MySQL holds every post, and the sweeper re-enqueues what Redis forgot."""
+    import os
+    import socket
+    import time
+
+    import redis
+
+    sleep = sleep or time.sleep
+    while True:
+        try:
+            return run()
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            log.warning("Redis is unreachable (%s); the worker waits for it and starts again", type(exc).__name__)
+        wait = 0.5
+        while True:
+            sleep(wait)
+            try:
+                rt.redis.ping()
+                break
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                wait = min(wait * 2, max_wait)
+                log.warning("Redis is still unreachable; next try in %.0f s", wait)
+        # This process's worker record, if Redis kept it, is stale: RQ refuses to register a
+        # worker whose name is still alive.
+        rt.redis.delete(f"rq:worker:{socket.gethostname()}.{os.getpid()}")
+        log.info("Redis answers again; the worker starts over")
 
 
 def cmd_up(args) -> int:

@@ -40,3 +40,34 @@ def test_metrics_need_the_internal_key_and_report_posts(client, rt):
     text = page.get_data(as_text=True)
     assert 'aurareels_posts{platform="tiktok",status="scheduled"} 1.0' in text
     assert "aurareels_queue_depth" in text
+
+
+def test_queue_dashboard_is_behind_the_internal_key(client, rt):
+    """Operators open rq-dashboard at /internal/rq/ with the internal key (header, bearer, or the
+    browser's Basic prompt with the key as password); nobody else sees the queues."""
+    import base64
+
+    from bridge.services.scheduler import enqueue_now
+
+    enqueue_now(rt, 424242)
+    base = "/aurareels/v1/social/internal/rq"
+    for headers in ({}, {"X-API-Key": ""}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": "Basic " + base64.b64encode(b"ops:wrong").decode()},
+                    {"Authorization": "Basic %%%"}):
+        refused = client.get(base + "/", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.get_json()["success"] is False and refused.get_json()["code"]
+        assert refused.headers["WWW-Authenticate"].startswith("Basic ")
+        assert b"publish" not in refused.data
+    assert client.get("/wp-json/aurareels/v1/social/internal/rq/0/data/queues.json").status_code == 401
+
+    browser = {"Authorization": "Basic " + base64.b64encode(f"ops:{INTERNAL_KEY}".encode()).decode()}
+    for headers in ({"X-API-Key": INTERNAL_KEY}, {"Authorization": f"Bearer {INTERNAL_KEY}"}, browser):
+        page = client.get(base + "/", headers=headers)
+        assert page.status_code == 200 and b"RQ dashboard" in page.data
+    queues = client.get(base + "/0/data/queues.json", headers=browser).get_json()["queues"]
+    assert {"name": "publish", "count": 1}.items() <= {k: v for q in queues for k, v in q.items()
+                                                        if q["name"] == "publish"}.items()
+    assert client.get(base, headers=browser).status_code == 308
+    # the dashboard's own links stay under the mount
+    assert f'{base}/'.encode() in client.get(base + "/", headers=browser).data
