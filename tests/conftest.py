@@ -214,6 +214,19 @@ class WorkerProcess:
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
+    def wait_ready(self, redis_url: str, timeout: float = 90.0) -> None:
+        """Until the worker has registered with RQ, so a test's own time limit never pays for a cold
+        start; a worker that dies or never registers fails here with its log."""
+        client = redis_lib.Redis.from_url(redis_url)
+        deadline = time.monotonic() + timeout
+        while not client.scard("rq:workers"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.log.flush()
+                with open(self.log.name, "rb") as fh:
+                    tail = fh.read()[-4000:].decode("utf-8", "replace")
+                raise RuntimeError(f"the worker did not start (exit code {self.proc.poll()}):\n{tail}")
+            time.sleep(0.1)
+
     def kill(self, sig=9):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
@@ -293,6 +306,7 @@ def engine_settings(engine_database_url, engine_sandbox) -> Settings:
 def worker(engine_database_url, engine_sandbox):
     """One real `aurareels-bridge worker` process on the engine database and the shared sandbox."""
     process = WorkerProcess(engine_env(engine_database_url, engine_sandbox)).start()
+    process.wait_ready(ENGINE_REDIS_URL)
     yield process
     process.stop()
 
