@@ -318,7 +318,7 @@ def engine_rt(engine_settings, worker, engine_sandbox) -> Runtime:
     sandbox, _ = engine_sandbox
     sandbox.reset()
     for name, emulator in sandbox.emulators.items():
-        fast = {k: 0 for k in ("processing_seconds", "moderation_seconds") if k in emulator.config}
+        fast = {k: 0 for k in emulator.config if k.endswith(("processing_seconds", "moderation_seconds"))}
         if fast:
             emulator.configure(**fast)
     runtime = Runtime.from_settings(engine_settings)

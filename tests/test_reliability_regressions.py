@@ -262,3 +262,22 @@ def test_a_login_refused_again_and_again_after_refreshing_fails_as_token_rejecte
     assert published_on(sandbox, "linkedin") == []
     assert (row["status"], row["error_code"]) == ("failed", "token_rejected")
     assert "connect the account again" in row["error_message"]
+
+
+def test_a_failing_permalink_read_after_instagram_published_still_ends_published(engine_rt, sandbox_and_api):
+    """The Redis-wipe storm found an Instagram post published on the platform but failed here with
+    `timeout`: media_publish had answered, and the read of the new media's permalink met 502s and a
+    timeout until the transient retries ran out. Once the platform says the post is live, the post
+    is published here, with or without its permalink."""
+    from tests.test_engine import final, publish, published_on
+
+    sandbox, api = sandbox_and_api
+    account = connect(engine_rt, "instagram")
+    # every read of a published media object (the emulator's media ids start with 17920) fails
+    sandbox.inject("instagram", kind="status", status=502, method="GET", path=r"^/v[0-9.]+/17920[0-9]+$", times=0)
+    post_id = publish(api, engine_rt, account)
+    row = final(engine_rt, post_id, timeout=60)
+    records = published_on(sandbox, "instagram")
+    assert len(records) == 1
+    assert row["status"] == "published", (row["status"], row["error_code"], row["error_message"])
+    assert row["platform_post_id"] == records[0]["id"]

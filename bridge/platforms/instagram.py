@@ -221,9 +221,15 @@ class InstagramClient(MetaClient):
         return StepResult({**cp, "stage": "permalink", "media_id": media_id})
 
     def _stage_permalink(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
-        media = self.graph_get(job.account.access_token, cp["media_id"], {"fields": "id,permalink"})
-        done = {**cp, "stage": "done", "permalink": media.get("permalink")}
-        return self._stage_done(job, done)
+        # media_publish answered with the media id: the post is live. Its permalink is a courtesy,
+        # and a read that fails here (5xx, timeout, a refused token) must never turn a published
+        # post into a failed one that Retry would send again.
+        try:
+            permalink = self.graph_get(job.account.access_token, cp["media_id"], {"fields": "id,permalink"}).get(
+                "permalink")
+        except PlatformError:
+            permalink = None
+        return self._stage_done(job, {**cp, "stage": "done", "permalink": permalink})
 
     def _stage_done(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         return StepResult(cp, done=True, platform_post_id=cp["media_id"], platform_post_url=cp.get("permalink"))
