@@ -281,3 +281,37 @@ def test_a_failing_permalink_read_after_instagram_published_still_ends_published
     assert len(records) == 1
     assert row["status"] == "published", (row["status"], row["error_code"], row["error_message"])
     assert row["platform_post_id"] == records[0]["id"]
+
+
+def test_rotated_refresh_token_survives_the_database_going_away_mid_refresh(engine_rt, monkeypatch):
+    """The MariaDB-restart storm ended a LinkedIn post with account_needs_reconnect: a refresh had
+    spent the rotating refresh token on the platform while the database was down, so the new one
+    was never stored. The refresh now keeps the new tokens in hand and stores them once the
+    database answers again; the account goes on without reconnecting."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    from bridge.services import oauth
+
+    monkeypatch.setattr(oauth, "STORE_RETRY_SECONDS", 30.0)
+    account_id = connect(engine_rt, "twitter")
+    a = engine_rt.tables.accounts
+    with engine_rt.engine.connect() as conn:
+        before = conn.execute(select(a.c.refresh_token).where(a.c.id == account_id)).scalar_one()
+    failures = []
+
+    def database_gone(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE") and "access_token" in statement and len(failures) < 3:
+            failures.append(statement)
+            raise OperationalError(statement, parameters, Exception("(2013, 'Lost connection to server')"))
+
+    event.listen(engine_rt.engine, "before_cursor_execute", database_gone)
+    try:
+        row = oauth.refresh_account(engine_rt, account_id, force=True)
+    finally:
+        event.remove(engine_rt.engine, "before_cursor_execute", database_gone)
+    assert len(failures) == 3  # the refresh's own write, then two tries while the database is "down"
+    assert row["refresh_token"] != before and not row["needs_reconnect"]
+    # the stored token is the live one: the platform takes it (X refuses a spent refresh token)
+    again = oauth.refresh_account(engine_rt, account_id, force=True)
+    assert again["refresh_token"] != row["refresh_token"] and not again["needs_reconnect"]

@@ -189,42 +189,77 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
     Raises Reauthorize (the account is marked as needing reconnection) or Transient/RateLimited.
     """
     t = rt.tables.accounts
-    with rt.engine.begin() as conn:
-        row = conn.execute(select(t).where(t.c.id == account_id).with_for_update()).mappings().first()
-        if row is None:
-            raise NotFound("This account was not found.", code="account_not_found")
-        expires = row["token_expires_at"]
-        if not force and not _due_for_refresh(row, early):
-            return row
-        client = get_client(rt.settings, row["platform"])
-        refresh_token = rt.vault.decrypt_optional(row["refresh_token"])
-        try:
-            if not refresh_token:
-                if expires is not None and expires <= utcnow():
-                    raise Reauthorize(f"{client.display_name} gave no refresh token and the login has expired; "
-                                      f"connect the account again.", platform=row["platform"], code="reauthorize")
+    pending: dict = {}
+    try:
+        with rt.engine.begin() as conn:
+            row = conn.execute(select(t).where(t.c.id == account_id).with_for_update()).mappings().first()
+            if row is None:
+                raise NotFound("This account was not found.", code="account_not_found")
+            expires = row["token_expires_at"]
+            if not force and not _due_for_refresh(row, early):
                 return row
-            tokens = client.refresh(refresh_token)
-        except Reauthorize as exc:
-            conn.execute(update(t).where(t.c.id == account_id).values(
-                needs_reconnect=1, reconnect_reason=exc.message[:255], updated_at=utcnow()))
+            client = get_client(rt.settings, row["platform"])
+            refresh_token = rt.vault.decrypt_optional(row["refresh_token"])
+            try:
+                if not refresh_token:
+                    if expires is not None and expires <= utcnow():
+                        raise Reauthorize(f"{client.display_name} gave no refresh token and the login has expired; "
+                                          f"connect the account again.", platform=row["platform"], code="reauthorize")
+                    return row
+                tokens = client.refresh(refresh_token)
+            except Reauthorize as exc:
+                conn.execute(update(t).where(t.c.id == account_id).values(
+                    needs_reconnect=1, reconnect_reason=exc.message[:255], updated_at=utcnow()))
+                raise
+            values = {
+                "access_token": rt.vault.encrypt(tokens.access_token),
+                "token_expires_at": tokens.expires_at,
+                "last_token_refresh": utcnow(),
+                "needs_reconnect": 0,
+                "reconnect_reason": None,
+                "updated_at": utcnow(),
+            }
+            if tokens.scope:
+                values["token_scope"] = tokens.scope
+            # A rotated refresh token is stored with its access token, in this transaction.
+            if tokens.refresh_token:
+                values["refresh_token"] = rt.vault.encrypt(tokens.refresh_token)
+            pending.update(values=values, platform=row["platform"])
+            conn.execute(update(t).where(t.c.id == account_id).values(**values))
+            _count_refresh(rt, row["platform"])
+            return conn.execute(select(t).where(t.c.id == account_id)).mappings().first()
+    except OperationalError:
+        if not pending:
             raise
-        values = {
-            "access_token": rt.vault.encrypt(tokens.access_token),
-            "token_expires_at": tokens.expires_at,
-            "last_token_refresh": utcnow(),
-            "needs_reconnect": 0,
-            "reconnect_reason": None,
-            "updated_at": utcnow(),
-        }
-        if tokens.scope:
-            values["token_scope"] = tokens.scope
-        # A rotated refresh token is stored with its access token, in this transaction.
-        if tokens.refresh_token:
-            values["refresh_token"] = rt.vault.encrypt(tokens.refresh_token)
-        conn.execute(update(t).where(t.c.id == account_id).values(**values))
-        _count_refresh(rt, row["platform"])
-        return conn.execute(select(t).where(t.c.id == account_id)).mappings().first()
+        # The platform answered (and may have rotated the refresh token, spending the old one) but
+        # the database went away before the new tokens were stored: keep them in hand and store
+        # them as soon as it is back, or the account would need reconnecting.
+        return _store_refreshed_tokens(rt, account_id, pending["values"])
+
+
+STORE_RETRY_SECONDS = 120.0
+
+
+def _store_refreshed_tokens(rt: Runtime, account_id: int, values: dict, *, sleep=None, clock=None):
+    import time
+
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
+    t = rt.tables.accounts
+    deadline, wait = clock() + STORE_RETRY_SECONDS, 0.5
+    while True:
+        try:
+            with rt.engine.begin() as conn:
+                conn.execute(update(t).where(t.c.id == account_id).values(**values))
+                row = conn.execute(select(t).where(t.c.id == account_id)).mappings().first()
+            log.warning("refreshed tokens stored after the database came back", extra={"account_id": account_id})
+            return row
+        except OperationalError:
+            if clock() >= deadline:
+                log.error("refreshed tokens could not be stored: the database stayed unreachable",
+                          extra={"account_id": account_id})
+                raise
+            sleep(wait)
+            wait = min(wait * 2, 10.0)
 
 
 REFRESH_FLOOR = timedelta(minutes=10)
