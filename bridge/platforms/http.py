@@ -9,6 +9,7 @@ was sent is `UnknownOutcome`.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import Any, Iterable
@@ -28,6 +29,9 @@ USER_AGENT = f"AuraReelsSocialBridge/{__version__} (+https://aurareels.example/b
 _sandbox_lock = threading.Lock()
 _sandbox_transport: httpx.BaseTransport | None = None
 _ssl_context = None
+# Connections per shared client: a threaded worker runs a hundred or more posts of one platform at
+# once through it (httpx's default of 100 would make the rest wait for a free connection).
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
 
 
 def ssl_context():
@@ -62,6 +66,45 @@ def map_url(url: str, host_map: dict[str, str]) -> str:
     return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
 
 
+class _SharedClients:
+    """One `httpx.Client` per platform, kind (sandbox or network) and timeout in a process,
+    shared by every `PlatformHttp` of that platform and by all threads (httpx clients are
+    thread-safe). Building a client costs about a millisecond and a new connection per post; a
+    shared one keeps its connections alive across posts. A forked child never uses its parent's
+    clients (their sockets belong to the parent): the table starts empty after a fork."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._clients: dict[tuple, httpx.Client] = {}
+        self._pid = os.getpid()
+
+    def get(self, key: tuple, make) -> httpx.Client:
+        client = self._clients.get(key)
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:
+            if self._pid != os.getpid():
+                self._forget()
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = make()
+            return client
+
+    def _forget(self) -> None:
+        # the parent's clients stay open for the parent; the child only drops its references
+        self._clients = {}
+        self._pid = os.getpid()
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()  # a lock held by another thread at fork time stays held in the child
+        self._forget()
+
+
+_shared = _SharedClients()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_shared.after_fork)
+
+
 class PlatformHttp:
     """HTTP for one platform. Create with `PlatformHttp(settings, "tiktok")`."""
 
@@ -70,7 +113,6 @@ class PlatformHttp:
         self.platform = platform
         self.timeout = timeout or httpx.Timeout(connect=10.0, read=settings.http_timeout,
                                                 write=max(settings.http_timeout, 120.0), pool=10.0)
-        self._clients: dict[str, httpx.Client] = {}
 
     def url(self, url: str) -> str:
         """The URL as it will be called (host map applied)."""
@@ -88,18 +130,16 @@ class PlatformHttp:
     def _client_for(self, url: str) -> httpx.Client:
         host = (urlsplit(url).hostname or "").lower()
         in_sandbox = self.settings.sandbox and url == self.url(url) and not _is_loopback_host(host)
-        key = "sandbox" if in_sandbox else "net"
-        client = self._clients.get(key)
-        if client is None:
-            client = httpx.Client(
-                timeout=self.timeout,
-                headers={"User-Agent": USER_AGENT},
-                follow_redirects=False,
-                verify=ssl_context(),
-                transport=sandbox_transport() if in_sandbox else None,
-            )
-            self._clients[key] = client
-        return client
+        t = self.timeout
+        key = (self.platform, "sandbox" if in_sandbox else "net", t.connect, t.read, t.write, t.pool)
+        return _shared.get(key, lambda: httpx.Client(
+            timeout=self.timeout,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            verify=ssl_context(),
+            limits=LIMITS,
+            transport=sandbox_transport() if in_sandbox else None,
+        ))
 
     def request(self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send one request and return the response, whatever its status.
@@ -143,10 +183,7 @@ class PlatformHttp:
         )
 
     def close(self) -> None:
-        for client in self._clients.values():
-            if client._transport is not _sandbox_transport:  # the shared sandbox transport stays open
-                client.close()
-        self._clients.clear()
+        """Nothing to free: the clients are shared by the process and live as long as it does."""
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import threading
+import time
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
@@ -133,6 +135,49 @@ def _embedded_ipv4(address):
     return address
 
 
+PROBE_TTL = 120.0
+
+
+class _ProbeCache:
+    """Probes made ahead of time (`MediaSource.probe(ahead=True)`, a pre-armed post before its
+    due time), each good for one later probe of the same URL within `PROBE_TTL` seconds. Only
+    those are answered from memory: a probe at publishing time otherwise always reads the video."""
+
+    def __init__(self, size: int = 20_000):
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: dict[tuple, list] = {}  # key -> [expires, (url, info), uses left]
+
+    def take(self, key: tuple):
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            if item[0] < time.monotonic():
+                del self._items[key]
+                return None
+            item[2] -= 1
+            if item[2] <= 0:
+                del self._items[key]
+            return item[1]
+
+    def put(self, key: tuple, value: tuple[str, MediaInfo]) -> None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                item[0], item[1], item[2] = time.monotonic() + PROBE_TTL, value, item[2] + 1
+                return
+            if len(self._items) >= self.size:
+                now = time.monotonic()
+                self._items = {k: v for k, v in self._items.items() if v[0] >= now}
+                while len(self._items) >= self.size:
+                    self._items.pop(next(iter(self._items)))
+            self._items[key] = [time.monotonic() + PROBE_TTL, value, 1]
+
+
+_probes = _ProbeCache()
+
+
 class MediaSource:
     def __init__(self, settings: Settings, url: str, http: PlatformHttp | None = None):
         self.settings = settings
@@ -145,10 +190,16 @@ class MediaSource:
         """Follow redirects by hand, checking every hop; return the final URL."""
         if self._resolved:
             return self._resolved
+        self._follow("bytes=0-0")
+        return self._resolved
+
+    def _follow(self, byte_range: str) -> httpx.Response:
+        """GET `byte_range` of the video, following redirects by hand and checking every hop;
+        remembers the final URL and returns its answer."""
         url = self.url
         for _ in range(_MAX_REDIRECTS + 1):
             check_media_url(url, self.settings)
-            response = self.http.request("GET", url, headers={"Range": "bytes=0-0"})
+            response = self.http.request("GET", url, headers={"Range": byte_range})
             if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
                 url = urljoin(url, response.headers["Location"])
                 continue
@@ -159,14 +210,25 @@ class MediaSource:
                 raise MediaError(f"The video could not be read (HTTP {response.status_code}); check that it is "
                                  f"public.", http_status=response.status_code)
             self._resolved = url
-            return url
+            return response
         raise MediaError("The video address redirects too many times.", code="media_url_forbidden")
 
-    def probe(self) -> MediaInfo:
-        if self.info is not None:
+    def probe(self, ahead: bool = False) -> MediaInfo:
+        """Size, type and duration of the video; the read of its head also resolves the address.
+        With `ahead` the result is kept for one later probe of the same URL in this process
+        (within `PROBE_TTL` seconds), which then reads nothing."""
+        if self.info is not None and not ahead:
             return self.info
-        url = self.resolve()
-        response = self.http.request("GET", url, headers={"Range": f"bytes=0-{_HEAD - 1}"})
+        key = self._cache_key()
+        cached = None if ahead else _probes.take(key)
+        if cached is not None:
+            self._resolved, self.info = cached
+            return self.info
+        if self._resolved:
+            response = self.http.request("GET", self._resolved, headers={"Range": f"bytes=0-{_HEAD - 1}"})
+        else:
+            response = self._follow(f"bytes=0-{_HEAD - 1}")
+        url = self._resolved
         if response.status_code not in (200, 206):
             raise MediaError(f"The video could not be read (HTTP {response.status_code}).",
                              http_status=response.status_code)
@@ -180,7 +242,14 @@ class MediaSource:
             if tail.status_code == 206:
                 duration = mp4_duration(tail.content, search_anywhere=True)
         self.info = MediaInfo(size=size, content_type=content_type, duration_sec=duration)
+        if ahead:
+            _probes.put(key, (url, self.info))
         return self.info
+
+    def _cache_key(self) -> tuple:
+        # what was fetchable under one set of rules says nothing about another
+        s = self.settings
+        return self.url, s.sandbox, tuple(s.media_hosts_allowed), tuple(sorted(dict(s.host_map).items()))
 
     def iter_range(self, start: int, end: int, piece: int = PIECE) -> Iterator[bytes]:
         """Stream bytes start..end (inclusive) in pieces of at most `piece` bytes."""
