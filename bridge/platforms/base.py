@@ -262,6 +262,8 @@ class PlatformClient:
     keeps_refresh_token: ClassVar[bool] = True
 
     requirements: ClassVar[Requirements]
+    # checkpoint stages whose step only reads from the platform (see `step_has_effect`)
+    reading_stages: ClassVar[frozenset] = frozenset()
 
     def __init__(self, settings: Settings, http: PlatformHttp | None = None):
         self.settings = settings
@@ -415,6 +417,12 @@ class PlatformClient:
 
     def publish_step(self, job: PublishJob) -> StepResult:
         raise NotImplementedError
+
+    def step_has_effect(self, job: PublishJob) -> bool:
+        """Whether the next `publish_step(job)` may change anything on the platform. The engine
+        writes its write-ahead `in_flight` marker only before such steps; a step that only reads
+        (a status poll) is simply done again after a crash. Platforms name their reading stages."""
+        return (job.checkpoint.get("stage") or None) not in self.reading_stages
 
     def reconcile(self, job: PublishJob) -> StepResult:
         """Settle an unknown outcome from the platform's records. Return the checkpoint to resume

@@ -60,6 +60,8 @@ class FacebookClient(MetaClient):
     scopes = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "read_insights", "publish_video",
               "business_management")
 
+    # video_status polls the video; done only reports
+    reading_stages = frozenset({"video_status", "done"})
     requirements = Requirements(
         caption_max=63206, media_types=("video", "image", "text", "carousel"),
         max_video_bytes=10 * 1024 ** 3, max_duration_sec=240 * 60,

@@ -56,6 +56,8 @@ class InstagramClient(MetaClient):
     scopes = ("instagram_basic", "instagram_content_publish", "instagram_manage_insights", "pages_show_list",
               "pages_read_engagement", "business_management")
 
+    # permalink reads the published media; done only reports (poll may publish: not here)
+    reading_stages = frozenset({"permalink", "done"})
     requirements = Requirements(
         caption_max=2200, hashtags_max=30, mentions_max=20,
         media_types=("video", "image", "carousel"),

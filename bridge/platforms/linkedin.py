@@ -103,6 +103,8 @@ class LinkedInClient(PlatformClient):
     api_version: ClassVar[str] = "202601"
     restli_protocol: ClassVar[str] = "2.0.0"
 
+    # processing polls the video status; done only reports
+    reading_stages = frozenset({"processing", "done"})
     requirements = Requirements(
         caption_max=3000,
         caption_counter=count_utf16_units,  # code points vs UTF-16 unconfirmed: UTF-16 is never shorter

@@ -257,6 +257,9 @@ class TikTokClient(PlatformClient):
     photo_title_max = 90
     photo_max = 35
 
+    # creator_info reads the creator's options (and the video), status polls: neither sends anything
+    reading_stages = frozenset({None, "creator_info", "status", "published"})
+
     chunk_size = 10 * MB
     status_poll_seconds = 5.0
     # public posts get their post id after moderation (usually under a minute)

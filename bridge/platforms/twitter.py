@@ -175,6 +175,8 @@ class TwitterClient(PlatformClient):
     uses_pkce = True  # X requires PKCE of every client, confidential ones too
     token_auth = "basic"  # a confidential ("Web App") client authenticates with HTTP Basic
 
+    # processing polls the upload status; posted only reports
+    reading_stages = frozenset({"processing", "posted"})
     requirements = Requirements(
         caption_max=MAX_WEIGHTED_LENGTH,
         caption_counter=weighted_length,

@@ -159,6 +159,8 @@ class YouTubeClient(PlatformClient):
     # a refresh answer carries no refresh_token; the stored one stays valid
     keeps_refresh_token = True
 
+    # processing polls videos.list; done only reports
+    reading_stages = frozenset({"processing", "done"})
     requirements = Requirements(
         caption_max=5000,  # the description, in UTF-8 bytes
         caption_counter=utf8_bytes,
