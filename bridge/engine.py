@@ -3,23 +3,33 @@
 `run_post()` is what every wake-up calls (RQ's scheduler, the internal endpoint n8n calls, the
 sweeper, a retry). It:
 
-1. claims the post with one conditional UPDATE (scheduled -> publishing, or a publishing post
-   whose lease is free and whose next step is due) and takes a lease in MySQL, renewed by a
-   heartbeat thread while it works. Two wake-ups for one post: one claims, the other returns.
-2. drives the platform's steps; after each one the checkpoint (publish id, container id, upload
-   session and offset, ...) is written to the post's `metadata` before the next step, under the
-   lease. A worker killed at any point leaves the checkpoint of the last finished step; the
-   sweeper resumes from it once the lease has run out.
+1. takes a slot of the platform's fleet-wide concurrency cap (none free: the job steps back
+   without writing anything), then claims the post with one conditional UPDATE (scheduled ->
+   publishing, or a publishing post whose lease is free and whose next step is due) and takes a
+   lease in MySQL, renewed by one thread per process while it works. Two wake-ups for one post:
+   one claims, the other returns.
+2. drives the platform's steps. Before a step that may change something on the platform
+   (`step_has_effect`) the intent (`in_flight`) is written with the checkpoint; after it, the
+   new checkpoint (publish id, container id, upload session and offset, ...). A step that only
+   reads writes nothing and is done again after a crash. A worker killed at any point leaves
+   the checkpoint of the last effect; the sweeper resumes from it once the lease has run out.
 3. on a processing wait, a rate limit or a transient error it releases the lease with
    `next_attempt_at` and enqueues a follow-up job for that time: no sleeping in a worker.
 4. on an unknown outcome (timeout or 5xx after a non-idempotent call) it asks the platform
    (`reconcile`) before anything is sent again; if that cannot settle it, the post fails with
    code `unconfirmed` and is never retried automatically.
 
+`wake()` is what a scheduled wake-up calls; RQ runs it `scheduler.prearm_seconds()` early. In a
+threaded worker it prepares the post before its time (rows, token check, caption, quota, media
+probe; no platform call, no status change) and the process's `Dispatcher` claims it and makes
+the first platform call at the due instant, never before. A reschedule or cancel meanwhile wins:
+the claim at the due time is conditional on the post still being scheduled for that time.
+
 MySQL is the truth: Redis only carries wake-ups, and the sweeper rebuilds them from MySQL.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 import os
@@ -28,9 +38,9 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 
 from bridge.domain.status import Status, transition
 from bridge.platforms.base import PostContent, PublishJob
@@ -107,113 +117,234 @@ class _PlatformSlot:
             pass
 
 
-class _Lease:
-    """Keeps a post's lease alive while a worker drives it."""
+class _LeaseKeeper:
+    """Renews the leases this process holds, with one thread and one UPDATE per round for all of
+    them (a thread per post costs a thread start and a connection per post). A post's own writes
+    renew its lease too; this covers long steps (uploads) and pre-armed posts waiting for their time.
+    A forked child starts with nothing held and a thread of its own."""
 
-    def __init__(self, rt: Runtime, post_id: int, owner: str):
-        self.rt, self.post_id, self.owner = rt, post_id, owner
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-{post_id}", daemon=True)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._held: dict[int, tuple[Runtime, str]] = {}
+        self._pid = None
+        self._wake = threading.Event()
 
-    def __enter__(self):
-        self._thread.start()
-        return self
+    def hold(self, rt: Runtime, post_id: int, owner: str) -> None:
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this process (or a forked child)
+                self._held, self._pid = {}, os.getpid()
+                threading.Thread(target=self._run, name="leases", daemon=True).start()
+            self._held[post_id] = (rt, owner)
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
+    def drop(self, post_id: int, owner: str) -> None:
+        with self._lock:
+            if self._held.get(post_id, (None, None))[1] == owner:
+                del self._held[post_id]
 
-    def _run(self):
-        interval = max(1.0, lease_seconds() / 3)
-        p = self.rt.tables.posts
-        while not self._stop.wait(interval):
-            try:
-                with self.rt.engine.begin() as conn:
-                    conn.execute(update(p).where(p.c.id == self.post_id, p.c.lease_owner == self.owner)
-                                 .values(lease_until=utcnow() + timedelta(seconds=lease_seconds())))
-            except Exception as exc:  # the next step's write will find out if the lease is gone
-                log.warning("lease renewal failed: %s", type(exc).__name__, extra={"post_id": self.post_id})
+    def held(self, rt: Runtime, post_id: int, owner: str):
+        keeper = self
+
+        class _Held:
+            def __enter__(self):
+                keeper.hold(rt, post_id, owner)
+
+            def __exit__(self, *exc):
+                keeper.drop(post_id, owner)
+
+        return _Held()
+
+    def renew(self) -> int:
+        """One round: every held lease runs `lease_seconds()` from now. Returns rows renewed."""
+        with self._lock:
+            by_runtime: dict[int, tuple[Runtime, list[int], list[str]]] = {}
+            for post_id, (rt, owner) in self._held.items():
+                entry = by_runtime.setdefault(id(rt), (rt, [], []))
+                entry[1].append(post_id)
+                entry[2].append(owner)
+        renewed = 0
+        for rt, ids, owners in by_runtime.values():
+            p = rt.tables.posts
+            until = utcnow() + timedelta(seconds=lease_seconds())
+            for i in range(0, len(ids), 500):
+                try:
+                    with rt.engine.begin() as conn:
+                        # owners are unique per run, so id IN and owner IN match pairwise
+                        renewed += conn.execute(update(p).where(p.c.id.in_(ids[i:i + 500]),
+                                                                p.c.lease_owner.in_(owners[i:i + 500]))
+                                                .values(lease_until=until)).rowcount
+                except Exception as exc:  # the next step's write finds out if a lease is gone
+                    log.warning("lease renewal failed: %s", type(exc).__name__)
+        return renewed
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while pid == os.getpid():
+            self._wake.wait(max(1.0, lease_seconds() / 3))
+            self._wake.clear()
+            if pid != os.getpid():
+                return
+            self.renew()
+
+
+_leases = _LeaseKeeper()
 
 
 # ------------------------------------------------------------------------------------ claim
 def claim(rt: Runtime, post_id: int, owner: str, expected_scheduled_at: str | None = None) -> str:
     """Try to take the post. Returns "claimed", or why not: "not_found", "stale", "not_due",
     "missed", "busy", "final:<status>"."""
+    with rt.engine.begin() as conn:
+        return _claim(conn, rt, post_id, owner, expected_scheduled_at)
+
+
+def _claim(conn, rt: Runtime, post_id: int, owner: str, expected_scheduled_at: str | None) -> str:
     p = rt.tables.posts
     now = utcnow()
     lease_until = now + timedelta(seconds=lease_seconds())
-    with rt.engine.begin() as conn:
-        row = conn.execute(select(p.c.status, p.c.scheduled_at, p.c.next_attempt_at, p.c.lease_until)
-                           .where(p.c.id == post_id)).mappings().first()
-        if row is None:
-            return "not_found"
-        status = row["status"]
-        if status == Status.SCHEDULED.value:
-            scheduled_at = row["scheduled_at"]
-            if expected_scheduled_at and (scheduled_at is None or iso_z(scheduled_at) != expected_scheduled_at):
-                return "stale"
-            if scheduled_at is not None and scheduled_at > now + timedelta(seconds=1):
-                return "not_due"
-            if scheduled_at is not None and now - scheduled_at > missed_after():
-                transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.FAILED, error_code="missed",
-                           error_message=f"Not published: it was due at {fmt(scheduled_at)} UTC and the bridge could "
-                                         f"not send it within {missed_after()}; schedule it again.",
-                           next_attempt_at=None)
-                events.emit(rt, "post.failed", post_id)
-                return "missed"
-            won = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
-                             lease_owner=owner, lease_until=lease_until, next_attempt_at=None)
-            return "claimed" if won else "busy"
-        if status == Status.PUBLISHING.value:
-            if expected_scheduled_at:
-                return "busy"
-            result = conn.execute(
-                update(p).where(
-                    p.c.id == post_id, p.c.status == Status.PUBLISHING.value,
-                    or_(p.c.lease_until.is_(None), p.c.lease_until < now),
-                    or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now + timedelta(seconds=1)),
-                ).values(lease_owner=owner, lease_until=lease_until, updated_at=now))
-            if result.rowcount == 1:
+    # The common cases take one conditional UPDATE: a wake-up for a post still scheduled for
+    # exactly that time, or the next step of a publishing post whose lease is free and step due.
+    if expected_scheduled_at:
+        expected = _parse_iso_z(expected_scheduled_at)
+        if expected is not None and expected <= now + timedelta(seconds=1) and now - expected <= missed_after():
+            if transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
+                          where={"scheduled_at": expected}, lease_owner=owner, lease_until=lease_until,
+                          next_attempt_at=None):
                 return "claimed"
-            return "not_due" if row["next_attempt_at"] and row["next_attempt_at"] > now else "busy"
-        return f"final:{status}"
+    else:
+        result = conn.execute(
+            update(p).where(
+                p.c.id == post_id, p.c.status == Status.PUBLISHING.value,
+                or_(p.c.lease_until.is_(None), p.c.lease_until < now),
+                or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now + timedelta(seconds=1)),
+            ).values(lease_owner=owner, lease_until=lease_until, updated_at=now))
+        if result.rowcount == 1:
+            return "claimed"
+    # Otherwise find out why (or claim a due scheduled post a publish job was sent for).
+    row = conn.execute(select(p.c.status, p.c.scheduled_at, p.c.next_attempt_at, p.c.lease_until)
+                       .where(p.c.id == post_id)).mappings().first()
+    if row is None:
+        return "not_found"
+    status = row["status"]
+    if status == Status.SCHEDULED.value:
+        scheduled_at = row["scheduled_at"]
+        if expected_scheduled_at and (scheduled_at is None or iso_z(scheduled_at) != expected_scheduled_at):
+            return "stale"
+        if scheduled_at is not None and scheduled_at > now + timedelta(seconds=1):
+            return "not_due"
+        if scheduled_at is not None and now - scheduled_at > missed_after():
+            transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.FAILED, error_code="missed",
+                       error_message=f"Not published: it was due at {fmt(scheduled_at)} UTC and the bridge could "
+                                     f"not send it within {missed_after()}; schedule it again.",
+                       next_attempt_at=None)
+            events.emit(rt, "post.failed", post_id)
+            return "missed"
+        won = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
+                         lease_owner=owner, lease_until=lease_until, next_attempt_at=None)
+        return "claimed" if won else "busy"
+    if status == Status.PUBLISHING.value:
+        if expected_scheduled_at:
+            return "busy"
+        return "not_due" if row["next_attempt_at"] and row["next_attempt_at"] > now else "busy"
+    return f"final:{status}"
+
+
+def _load(conn, rt: Runtime, post_id: int):
+    """The post and its account (None if gone), in one query."""
+    p, a = rt.tables.posts, rt.tables.accounts
+    statement = _LOAD_STATEMENTS.get(id(rt.tables))
+    if statement is None:
+        statement = (select(p, *[c.label(f"account__{c.name}") for c in a.c])
+                     .select_from(p.outerjoin(a, a.c.id == p.c.social_account_id)).where(p.c.id == bindparam("pid")))
+        _LOAD_STATEMENTS[id(rt.tables)] = statement
+    row = conn.execute(statement, {"pid": post_id}).mappings().first()
+    if row is None:
+        return None, None
+    post = {c.name: row[c.name] for c in p.c}
+    account = None
+    if row["account__id"] is not None:
+        account = {c.name: row[f"account__{c.name}"] for c in a.c}
+    return post, account
+
+
+_LOAD_STATEMENTS: dict[int, object] = {}
 
 
 # ------------------------------------------------------------------------------------- run
-def run_post(rt: Runtime, post_id: int, expected_scheduled_at: str | None = None) -> str:
-    """Wake a post: claim it, then drive it until it is done, waits, or fails. Returns the outcome."""
+def new_owner() -> str:
+    return f"{PROCESS_ID}:{uuid.uuid4().hex[:8]}"
+
+
+def run_post(rt: Runtime, post_id: int, expected_scheduled_at: str | None = None, platform: str | None = None) -> str:
+    """Wake a post: claim it, then drive it until it is done, waits, or fails. Returns the outcome.
+
+    `platform` (the post's, when the caller knows it) lets the platform's concurrency slot be
+    taken before the claim: a post whose platform is at its cap steps back without any write."""
     from bridge.logs import post_id_var
 
     post_id_var.set(post_id)
-    owner = f"{PROCESS_ID}:{uuid.uuid4().hex[:8]}"
-    claimed = claim(rt, post_id, owner, expected_scheduled_at)
-    if claimed != "claimed":
-        if claimed == "not_due":
-            _requeue_when_due(rt, post_id)
-        log.info("post not claimed: %s", claimed, extra={"post_id": post_id})
-        return claimed
-    with _Lease(rt, post_id, owner):
-        driver = _Driver(rt, post_id, owner)
-        slot = _PlatformSlot(rt, driver.platform(), owner)
-        if not slot.acquire():
-            # the platform has its share of posts in flight: step back for a moment
-            return driver.release(utcnow() + timedelta(seconds=random.uniform(1, 3)))
+    owner = new_owner()
+    if platform is None:
+        platform = _platform_of(rt, post_id)
+        if platform is None:
+            log.info("post not claimed: not_found", extra={"post_id": post_id})
+            return "not_found"
+    slot = _PlatformSlot(rt, platform, owner)
+    if not slot.acquire():
+        # the platform has its share of posts in flight: step back for a moment, nothing written
+        _step_back(rt, post_id, platform, expected_scheduled_at)
+        return "platform_busy"
+    try:
+        with rt.engine.begin() as conn:
+            claimed = _claim(conn, rt, post_id, owner, expected_scheduled_at)
+            post, account = _load(conn, rt, post_id) if claimed == "claimed" else (None, None)
+        if claimed != "claimed":
+            if claimed == "not_due":
+                _requeue_when_due(rt, post_id)
+            log.info("post not claimed: %s", claimed, extra={"post_id": post_id})
+            return claimed
+        return _drive(rt, post_id, owner, post, account)
+    finally:
+        slot.release()
+
+
+def _drive(rt: Runtime, post_id: int, owner: str, post, account, *, quota_checked: bool = False,
+           pause=None, driver: "_Driver | None" = None) -> str:
+    """Drive a claimed post under its lease; an unexpected error leaves it to be tried again."""
+    with _leases.held(rt, post_id, owner):
+        driver = driver or _Driver(rt, post_id, owner)
         try:
-            return driver.run()
+            if driver.started:
+                return driver.loop(pause=pause)
+            return driver.run(post, account, quota_checked=quota_checked, pause=pause)
         except Exception:
             # An unexpected bug: keep the post publishing with its checkpoint, free the lease and
             # try again later rather than lose it or resend blindly.
             log.exception("unexpected error while publishing", extra={"post_id": post_id})
             _Driver(rt, post_id, owner).release(utcnow() + timedelta(seconds=300), note="internal error; retrying")
             return "error"
-        finally:
-            slot.release()
+
+
+def _platform_of(rt: Runtime, post_id: int) -> str | None:
+    p = rt.tables.posts
+    with rt.engine.connect() as conn:
+        return conn.execute(select(p.c.platform).where(p.c.id == post_id)).scalar()
+
+
+def _step_back(rt: Runtime, post_id: int, platform: str, expected_scheduled_at: str | None) -> None:
+    at = utcnow() + timedelta(seconds=random.uniform(1, 3))
+    try:
+        if expected_scheduled_at:
+            scheduler.wake_exactly(rt, post_id, at, platform, expected_scheduled_at)
+        else:
+            scheduler.enqueue_step_at(rt, post_id, at, platform)
+    except Exception as exc:  # the sweeper finds it from MySQL
+        log.warning("could not step back: %s", type(exc).__name__, extra={"post_id": post_id})
 
 
 def _requeue_when_due(rt: Runtime, post_id: int) -> None:
     p = rt.tables.posts
     with rt.engine.connect() as conn:
-        row = conn.execute(select(p.c.status, p.c.scheduled_at, p.c.next_attempt_at)
+        row = conn.execute(select(p.c.status, p.c.scheduled_at, p.c.next_attempt_at, p.c.platform)
                            .where(p.c.id == post_id)).mappings().first()
     if row is None:
         return
@@ -221,11 +352,214 @@ def _requeue_when_due(rt: Runtime, post_id: int) -> None:
     if when is not None and rt.settings.scheduler == "rq" or row["status"] == "publishing":
         try:
             if row["status"] == "scheduled":
-                scheduler.hand_over(rt, post_id, when)
+                # at its time exactly: it was woken early already
+                scheduler.wake_exactly(rt, post_id, when, row["platform"])
             elif when is not None:
-                scheduler.enqueue_step_at(rt, post_id, when)
+                scheduler.enqueue_step_at(rt, post_id, when, row["platform"])
         except Exception:
             pass
+
+
+# -------------------------------------------------------------------------------- pre-armed
+def wake(rt: Runtime, post_id: int, expected_scheduled_at: str, platform: str | None = None) -> str:
+    """A scheduled wake-up, possibly before its time (`scheduler.prearm_seconds()` early).
+
+    Due (or less than a moment early): claims and publishes now. Early, in a process with a
+    dispatcher (the threaded worker): prepares the post (rows, token check, caption, media probe,
+    quota) without any platform call and without changing its status, and leaves it to the
+    dispatcher, which claims it and makes the first platform call at its time without holding a
+    job slot meanwhile. Early elsewhere (a forked job): asks RQ to wake it again at its time."""
+    from bridge.logs import post_id_var
+
+    post_id_var.set(post_id)
+    expected = _parse_iso_z(expected_scheduled_at)
+    if expected is None:
+        return run_post(rt, post_id, expected_scheduled_at, platform)
+    ahead = _epoch(expected) - time.time()
+    if ahead <= 0.05:
+        return run_post(rt, post_id, expected_scheduled_at, platform)
+    if not dispatcher.available():
+        if ahead <= 1.0:  # the claim allows a second early; the driver waits for the instant itself
+            return run_post(rt, post_id, expected_scheduled_at, platform)
+        scheduler.wake_exactly(rt, post_id, expected, platform, expected_scheduled_at)
+        return "deferred"
+    return _prepare(rt, post_id, expected, expected_scheduled_at)
+
+
+class _Prepared:
+    """A pre-armed post: what its run needs, loaded before its time."""
+
+    __slots__ = ("rt", "post_id", "owner", "due", "expected", "post", "account", "platform", "driver")
+
+    def __init__(self, rt, post_id, owner, due, expected, post, account, driver):
+        self.rt, self.post_id, self.owner, self.due, self.expected = rt, post_id, owner, due, expected
+        self.post, self.account, self.platform, self.driver = post, account, post["platform"], driver
+
+
+def _prepare(rt: Runtime, post_id: int, expected: datetime, expected_scheduled_at: str) -> str:
+    p = rt.tables.posts
+    owner = new_owner()
+    with rt.engine.begin() as conn:
+        # An advisory lease on the still-scheduled row: the sweeper leaves a post alone while a
+        # live process holds it for its time. The status is untouched, so a reschedule or a cancel
+        # still wins; the claim at the due time checks the row again.
+        taken = conn.execute(update(p).where(
+            p.c.id == post_id, p.c.status == Status.SCHEDULED.value, p.c.scheduled_at == expected,
+        ).values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=lease_seconds()))).rowcount
+        post, account = _load(conn, rt, post_id) if taken == 1 else (None, None)
+    if post is None:
+        log.info("post not armed: no longer scheduled for %s", expected_scheduled_at, extra={"post_id": post_id})
+        return "stale"
+    _leases.hold(rt, post_id, owner)
+    driver = _Driver(rt, post_id, owner)
+    try:
+        driver.prepare(post, account)
+    except Exception as exc:  # whatever went wrong shows again, and is handled, when it runs
+        log.info("preparing the post failed (%s); it is prepared again at its time", type(exc).__name__,
+                 extra={"post_id": post_id})
+        driver = _Driver(rt, post_id, owner)
+    dispatcher.arm(_Prepared(rt, post_id, owner, _epoch(expected), expected, post, account, driver))
+    return "armed"
+
+
+def _fire(run: _Prepared, pool) -> None:
+    """The due instant of a pre-armed post (on a pool thread): slot, claim, first platform call.
+    After its first call the run steps aside while other posts wait for theirs."""
+    from bridge.logs import post_id_var
+
+    rt, post_id, owner = run.rt, run.post_id, run.owner
+    post_id_var.set(post_id)
+    slot = _PlatformSlot(rt, run.platform, owner)
+    if not slot.acquire():
+        dispatcher.arm(run, delay=random.uniform(1, 3))  # still held (and its lease kept) here
+        return
+    released = False
+    try:
+        try:
+            with rt.engine.begin() as conn:
+                won = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
+                                 where={"scheduled_at": run.expected, "lease_owner": owner}, lease_owner=owner,
+                                 lease_until=utcnow() + timedelta(seconds=lease_seconds()), next_attempt_at=None)
+        except Exception as exc:  # MySQL away: the sweeper sends it once this process's lease ran out
+            _leases.drop(post_id, owner)
+            log.warning("pre-armed post: claim failed (%s)", type(exc).__name__, extra={"post_id": post_id})
+            return
+        if not won:
+            _leases.drop(post_id, owner)
+            log.info("pre-armed post not claimed: rescheduled, cancelled or taken", extra={"post_id": post_id})
+            return
+        run.post["status"] = Status.PUBLISHING.value
+
+        def pause() -> bool:
+            return pool.waiting(dispatcher.FIRST) > 0
+
+        outcome = _drive(rt, post_id, owner, run.post, run.account, quota_checked=run.driver.prepared,
+                         pause=pause, driver=run.driver)
+        if outcome == "paused":
+            slot.release()
+            released = True
+            _leases.hold(rt, post_id, owner)  # the lease stays with this process while it waits
+            pool.submit(lambda: _resume(run, pool), dispatcher.NEXT)
+            return
+        _leases.drop(post_id, owner)
+    finally:
+        if not released:
+            slot.release()
+
+
+def _resume(run: _Prepared, pool) -> None:
+    from bridge.logs import post_id_var
+
+    rt, post_id, owner = run.rt, run.post_id, run.owner
+    post_id_var.set(post_id)
+    slot = _PlatformSlot(rt, run.platform, owner)
+    if not slot.acquire():
+        dispatcher.arm(run, delay=random.uniform(0.2, 1), resume=True)
+        return
+    try:
+        _drive(rt, post_id, owner, None, None, driver=run.driver)
+    finally:
+        _leases.drop(post_id, owner)
+        slot.release()
+
+
+class Dispatcher:
+    """Pre-armed posts of this process, started at their due instants.
+
+    A heap ordered by due time and one timer thread: at the instant (never before) each post is
+    handed to the worker's pool as a first step, ahead of everything else queued there; when its
+    first platform call is made it steps aside (`NEXT`) while other first steps wait. Nothing is
+    held in a job slot while waiting. Posts of a process that dies are found by the sweeper once
+    their lease runs out."""
+
+    FIRST, NEXT = 0, 1
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list = []
+        self._seq = 0
+        self._pool = None
+        self._pid = None
+
+    def attach(self, pool) -> None:
+        """Use `pool` (`submit(fn, priority)`, `waiting(priority)`) for the runs; starts the timer."""
+        with self._cond:
+            self._pool, self._pid, self._heap = pool, os.getpid(), []
+        threading.Thread(target=self._run, name="dispatcher", daemon=True).start()
+
+    def available(self) -> bool:
+        return self._pool is not None and self._pid == os.getpid()
+
+    def armed(self) -> int:
+        return len(self._heap)
+
+    def arm(self, run: _Prepared, *, delay: float = 0.0, resume: bool = False) -> None:
+        at = max(run.due, time.time() + delay)
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (at, self._seq, run, resume))
+            self._cond.notify()
+
+    def hand_back(self) -> int:
+        """A worker leaving warm: the posts armed here go back to RQ for their time (their advisory
+        lease freed), and runs waiting between steps release their lease for the next step."""
+        with self._cond:
+            waiting, self._heap = self._heap, []
+        for _, _, run, resume in waiting:
+            try:
+                _leases.drop(run.post_id, run.owner)
+                if resume:
+                    run.driver.release(utcnow(), metadata=run.driver.metadata)
+                    continue
+                p = run.rt.tables.posts
+                with run.rt.engine.begin() as conn:
+                    conn.execute(update(p).where(p.c.id == run.post_id, p.c.lease_owner == run.owner)
+                                 .values(lease_owner=None, lease_until=None))
+                scheduler.wake_exactly(run.rt, run.post_id, run.expected, run.platform)
+            except Exception as exc:  # the sweeper finds it once the lease ran out
+                log.warning("could not hand back a pre-armed post: %s", type(exc).__name__,
+                            extra={"post_id": run.post_id})
+        return len(waiting)
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while pid == os.getpid():
+            with self._cond:
+                while not self._heap or self._heap[0][0] > time.time():
+                    self._cond.wait(timeout=min(1.0, self._heap[0][0] - time.time()) if self._heap else 1.0)
+                now = time.time()
+                due = []
+                while self._heap and self._heap[0][0] <= now:
+                    due.append(heapq.heappop(self._heap))
+            pool = self._pool
+            for _, _, run, resume in due:
+                if resume:
+                    pool.submit(lambda r=run: _resume(r, pool), self.NEXT)
+                else:
+                    pool.submit(lambda r=run: _fire(r, pool), self.FIRST)
+
+
+dispatcher = Dispatcher()
 
 
 class _Driver:
@@ -233,20 +567,12 @@ class _Driver:
         self.rt, self.post_id, self.owner = rt, post_id, owner
         self.p = rt.tables.posts
         self.refreshed = False
+        self.started = False
+        self.prepared = False
         self._last_progress = 0.0
+        self._ref = None  # (account row, AccountRef): tokens decrypted once per row
 
     # --- storage under the lease
-    def _load(self):
-        a = self.rt.tables.accounts
-        with self.rt.engine.connect() as conn:
-            post = conn.execute(select(self.p).where(self.p.c.id == self.post_id)).mappings().first()
-            account = conn.execute(select(a).where(a.c.id == post["social_account_id"])).mappings().first()
-        return post, account
-
-    def platform(self) -> str:
-        with self.rt.engine.connect() as conn:
-            return conn.execute(select(self.p.c.platform).where(self.p.c.id == self.post_id)).scalar()
-
     def _owned(self):
         return and_(self.p.c.id == self.post_id, self.p.c.status == Status.PUBLISHING.value,
                     self.p.c.lease_owner == self.owner)
@@ -274,7 +600,7 @@ class _Driver:
         with self.rt.engine.begin() as conn:
             conn.execute(update(self.p).where(self._owned()).values(**values))
         try:
-            scheduler.enqueue_step_at(self.rt, self.post_id, next_at)
+            scheduler.enqueue_step_at(self.rt, self.post_id, next_at, getattr(self, "_platform", None))
         except Exception as exc:  # the sweeper finds it from next_attempt_at
             log.warning("could not enqueue the next step: %s", type(exc).__name__, extra={"post_id": self.post_id})
         return "waiting"
@@ -309,52 +635,100 @@ class _Driver:
         return "published" if changed else "lost_lease"
 
     # --- the loop
-    def run(self) -> str:
-        post, account = self._load()
+    def _setup(self, post, account) -> None:
+        self.post, self.account = post, account
         self._platform = post["platform"]
-        metadata = _metadata(post["metadata"])
+        self.metadata = _metadata(post["metadata"])
+        self.client = get_client(self.rt.settings, post["platform"])
+        self.content = _content(post, self.metadata)
+        self.caption = self.client.compose_caption(self.content)
+        scheduled_at = post["scheduled_at"]
+        self.not_before = _epoch(scheduled_at) if scheduled_at is not None else 0.0
+
+    def prepare(self, post, account) -> None:
+        """Before the due time (a pre-armed post): everything the first step needs that asks no
+        platform anything: the rows, the decrypted token, the caption, the daily quota and the
+        media probe (a read of the creator's video, not of the platform)."""
+        self._setup(post, account)
+        if account is not None and account["is_active"]:
+            self._account_ref()
+        self.quota_wait = self._quota_wait(post)
+        if self.content.video_url and self.content.media_type == "video":
+            try:
+                from bridge.platforms.media import MediaSource
+
+                MediaSource(self.rt.settings, self.content.video_url).probe(ahead=True)
+            except Exception:  # the step probes again and handles what it finds
+                pass
+        self.prepared = True
+
+    def _account_ref(self):
+        if self._ref is None or self._ref[0] is not self.account:
+            self._ref = (self.account, oauth.account_ref(self.rt, self.account))
+        return self._ref[1]
+
+    def run(self, post, account, *, quota_checked: bool = False, pause=None) -> str:
+        if not self.prepared:
+            self._setup(post, account)
+            self.quota_wait = None
+        self.post, self.account = post, account
+        self.started = True
         if account is None or not account["is_active"]:
             return self.fail("account_disconnected", "The account was disconnected; connect it again and retry.")
-        client = get_client(self.rt.settings, post["platform"])
-        content = _content(post, metadata)
-        caption = client.compose_caption(content)
+        self.quota_checked = quota_checked
+        return self.loop(pause=pause)
 
+    def loop(self, pause=None) -> str:
+        """Drive the steps. With `pause` (a pre-armed post), after a platform call whose result
+        needs no write the run returns "paused" when `pause()` says others wait for their first
+        call; `loop()` again continues from the same state."""
+        post, client, metadata = self.post, self.client, self.metadata
         for _ in range(MAX_STEPS_PER_RUN):
             checkpoint = metadata.get("checkpoint") or {}
             if not checkpoint and not metadata.get("reconcile_first"):
-                wait = self._quota_wait(post)
+                wait = self.quota_wait if self.quota_checked else self._quota_wait(post)
+                self.quota_checked = False
                 if wait is not None:
                     return self.release(wait, metadata=metadata, note=(
                         f"Waiting for {client.display_name}'s daily limit to free a slot at {fmt(wait)} UTC."))
-            try:
-                account = oauth.refresh_account(self.rt, account["id"])
-            except Reauthorize as exc:
-                events.emit(self.rt, "account.needs_reconnect", self.post_id)
-                return self.fail("account_needs_reconnect", exc.message, metadata=metadata)
-            except RateLimited as exc:
-                return self.release(_after(exc.retry_after), metadata=metadata, note=exc.message)
-            except Transient as exc:
-                return self._transient(exc, metadata)
-            except PlatformError as exc:
-                return self.fail(exc.code, exc.message, metadata=metadata)
+            # The token is refreshed when the row says it is due; a refusal of the platform
+            # (TokenExpired below) forces a refresh whatever the row says.
+            if oauth._due_for_refresh(self.account, oauth.REFRESH_EARLY):
+                try:
+                    self.account = oauth.refresh_account(self.rt, self.account["id"])
+                except Reauthorize as exc:
+                    events.emit(self.rt, "account.needs_reconnect", self.post_id)
+                    return self.fail("account_needs_reconnect", exc.message, metadata=metadata)
+                except RateLimited as exc:
+                    return self.release(_after(exc.retry_after), metadata=metadata, note=exc.message)
+                except Transient as exc:
+                    return self._transient(exc, metadata)
+                except PlatformError as exc:
+                    return self.fail(exc.code, exc.message, metadata=metadata)
 
-            job = PublishJob(post_id=self.post_id, account=oauth.account_ref(self.rt, account), content=content,
-                             caption=caption, checkpoint=dict(checkpoint), progress=self._progress(metadata))
+            job = PublishJob(post_id=self.post_id, account=self._account_ref(), content=self.content,
+                             caption=self.caption, checkpoint=dict(checkpoint), progress=self._progress(metadata))
             # A step that was in flight when its worker died may have taken effect: ask first.
             if metadata.get("in_flight") is not None:
                 metadata["reconcile_first"] = True
             reconciling = bool(metadata.get("reconcile_first"))
+            effect = False
             try:
                 if reconciling:
+                    self._not_early()
                     result = client.reconcile(job)
                     metadata.pop("reconcile_first", None)
                     metadata.pop("in_flight", None)
                 else:
-                    # Write-ahead: the intent is stored before the platform call, the result after.
-                    metadata["in_flight"] = checkpoint.get("stage", "start")
-                    if not self.persist(metadata):
-                        return "lost_lease"
+                    effect = client.step_has_effect(job)
+                    if effect:
+                        # Write-ahead: the intent is stored before the platform call, the result
+                        # after. A step that only reads is simply done again after a crash.
+                        metadata["in_flight"] = checkpoint.get("stage", "start")
+                        if not self.persist(metadata):
+                            return "lost_lease"
                     failpoint("before_step")
+                    self._not_early()
                     result = client.publish_step(job)
                     failpoint("after_step")
             except TokenExpired:
@@ -362,7 +736,7 @@ class _Driver:
                     return self._refused_after_refresh(client, metadata)
                 self.refreshed = True
                 try:
-                    account = oauth.refresh_account(self.rt, account["id"], force=True)
+                    self.account = oauth.refresh_account(self.rt, self.account["id"], force=True)
                 except Reauthorize as again:
                     events.emit(self.rt, "account.needs_reconnect", self.post_id)
                     return self.fail("account_needs_reconnect", again.message, metadata=metadata)
@@ -378,11 +752,12 @@ class _Driver:
                 if isinstance(settled, str):
                     return settled
                 result = settled
+                effect = True  # what the platform said is written before anything else is sent
             except Transient as exc:
                 _observe_call(post["platform"], "transient")
                 return self._transient(exc, metadata)
             except Reauthorize as exc:
-                self._mark_reconnect(account["id"], exc.message)
+                self._mark_reconnect(self.account["id"], exc.message)
                 return self.fail("account_needs_reconnect", exc.message, metadata=metadata)
             except Rejected as exc:
                 _observe_call(post["platform"], "rejected")
@@ -396,12 +771,23 @@ class _Driver:
             metadata.pop("transient_attempts", None)
             if result.done:
                 return self.succeed(result, metadata)
-            if not self.persist(metadata):
-                log.warning("lease lost; another worker has the post", extra={"post_id": self.post_id})
-                return "lost_lease"
             if result.wait is not None:
                 return self.release(_after(result.wait), metadata=metadata)
+            if effect or reconciling:
+                if not self.persist(metadata):
+                    log.warning("lease lost; another worker has the post", extra={"post_id": self.post_id})
+                    return "lost_lease"
+            if pause is not None and pause():
+                return "paused"
         return self.release(utcnow(), metadata=metadata)
+
+    def _not_early(self) -> None:
+        """Nothing reaches a platform before the post's scheduled time: a claim may come up to a
+        second early (RQ's and n8n's clocks are whole seconds); the first call waits for the instant."""
+        left = self.not_before - time.time()
+        if left > 0:
+            time.sleep(min(left, 2.0))
+        self.not_before = 0.0
 
     def _settle(self, client, job: PublishJob, metadata: dict, original: UnknownOutcome):
         """Ask the platform what happened; never resend before it answers."""
@@ -511,6 +897,17 @@ def failpoint(name: str) -> None:
 
 
 _FAILPOINT_HITS: dict[str, int] = {}
+
+
+def _epoch(naive_utc: datetime) -> float:
+    return naive_utc.replace(tzinfo=timezone.utc).timestamp()
+
+
+def _parse_iso_z(text: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ") if text else None
+    except ValueError:
+        return None
 
 
 def _after(seconds: float) -> datetime:

@@ -33,17 +33,18 @@ def runtime() -> Runtime:
         return _runtime
 
 
-def publish_post(post_id: int) -> str:
+def publish_post(post_id: int, platform: str | None = None) -> str:
     from bridge.engine import run_post
 
-    return run_post(runtime(), post_id)
+    return run_post(runtime(), post_id, platform=platform)
 
 
-def wake_post(post_id: int, scheduled_at: str) -> str:
-    """A scheduled wake-up: publishes only if the post is still scheduled for that time."""
-    from bridge.engine import run_post
+def wake_post(post_id: int, scheduled_at: str, platform: str | None = None) -> str:
+    """A scheduled wake-up, on time or early (pre-armed): publishes only if the post is still
+    scheduled for that time, and never before it."""
+    from bridge.engine import wake
 
-    return run_post(runtime(), post_id, expected_scheduled_at=scheduled_at)
+    return wake(runtime(), post_id, scheduled_at, platform)
 
 
 def notify_n8n(post_id: int) -> str:

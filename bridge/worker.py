@@ -8,17 +8,19 @@ with forked children.
 
 By default each job runs in a forked child (RQ's Worker). With `--concurrency N` one process runs
 up to N jobs at once in threads (`ThreadedWorker`): a publish spends its time waiting on the
-platforms, so one process overlaps hundreds of them where forking would need a process each.
+platforms, so one process overlaps hundreds of them where forking would need a process each. A
+threaded worker also hosts the engine's dispatcher: scheduled posts woken early wait there, in
+no job slot, and start on the same threads at their due instant ahead of queued jobs.
 Either way a post is published once: the engine claims it in MySQL before any platform call.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 from rq import Queue, SimpleWorker, Worker
@@ -167,21 +169,87 @@ class ForkingWorker(_PromptScheduler, Worker):
     """RQ's Worker (each job in a forked child)."""
 
 
+class PriorityPool:
+    """A fixed set of threads taking tasks lowest priority first, in order within a priority.
+    `waiting(priority)` counts queued tasks at that priority or more urgent; `idle()` threads
+    with nothing to do. `shutdown()` lets the queued and running tasks finish."""
+
+    def __init__(self, threads: int, name: str = "job"):
+        self._cond = threading.Condition()
+        self._heap: list = []
+        self._seq = 0
+        self._busy = 0
+        self._by_priority: dict[int, int] = {}
+        self._closing = False
+        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn, priority: int = 1) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (priority, self._seq, fn))
+            self._by_priority[priority] = self._by_priority.get(priority, 0) + 1
+            self._cond.notify()
+
+    def waiting(self, priority: int = 1_000_000) -> int:
+        return sum(n for p, n in list(self._by_priority.items()) if p <= priority)
+
+    def idle(self) -> int:
+        return len(self._threads) - self._busy - len(self._heap)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    if self._closing:
+                        return
+                    self._cond.wait()
+                priority, _, fn = heapq.heappop(self._heap)
+                self._by_priority[priority] -= 1
+                self._busy += 1
+            try:
+                fn()
+            except Exception:
+                log.exception("task failed")
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
+
+    def wait_idle_thread(self, timeout: float) -> bool:
+        with self._cond:
+            if self.idle() > 0:
+                return True
+            self._cond.wait(timeout)
+            return self.idle() > 0
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if wait:
+            for thread in self._threads:
+                thread.join()
+
+
 class ThreadedWorker(_PromptScheduler, SimpleWorker):
     """An RQ worker that runs up to `concurrency` jobs at once, each in a thread of this process.
 
     One thread dequeues, and only when a job thread is free, so a taken job never waits here; each
     running job is one RQ execution of this worker. Job timeouts use a timer thread (SIGALRM only
-    reaches the main thread). `drain()` waits for the running jobs (warm shutdown).
+    reaches the main thread). `drain()` waits for the running jobs (warm shutdown). The same
+    threads run the engine's pre-armed posts at their due time, ahead of jobs (`pool`).
     """
 
     death_penalty_class = TimerDeathPenalty
+    JOB_PRIORITY = 1  # the engine's pre-armed first steps (0) go first
 
     def __init__(self, *args, concurrency: int = 8, **kwargs):
         super().__init__(*args, **kwargs)
         self.concurrency = max(1, int(concurrency))
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="job")
+        self.pool = PriorityPool(self.concurrency)
         self._beat_at = 0.0
         self._shown_state = None
 
@@ -209,6 +277,11 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
             if self._stop_requested:
                 return None
             self.heartbeat()
+        while not self.pool.wait_idle_thread(timeout=1.0):  # the threads run pre-armed posts
+            if self._stop_requested:
+                self._slots.release()
+                return None
+            self.heartbeat()
         try:
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         except BaseException:
@@ -220,7 +293,7 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
 
     def execute_job(self, job, queue):
         execution = self.prepare_execution(job)
-        self._pool.submit(self._perform, job, queue, execution)
+        self.pool.submit(lambda: self._perform(job, queue, execution), self.JOB_PRIORITY)
 
     def _perform(self, job, queue, execution) -> None:
         try:
@@ -236,7 +309,10 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
                     pass
 
     def drain(self) -> None:
-        self._pool.shutdown(wait=True)
+        from bridge.engine import dispatcher
+
+        dispatcher.hand_back()  # posts pre-armed here go back to RQ, to be woken elsewhere at their time
+        self.pool.shutdown(wait=True)
 
     def teardown(self):
         self.drain()  # warm shutdown: the running jobs finish before the worker leaves the registry
@@ -305,7 +381,10 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, conc
     embedded = embedded or rt.redis_is_embedded
     name = f"{socket.gethostname()}.{os.getpid()}"
     if concurrency > 1:
+        from bridge.engine import dispatcher
+
         worker = ThreadedWorker(queues(rt), connection=rt.redis, name=name, concurrency=concurrency)
+        dispatcher.attach(worker.pool)
     else:
         worker = (SimpleWorker if embedded else ForkingWorker)(queues(rt), connection=rt.redis, name=name)
     in_thread = None

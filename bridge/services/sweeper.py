@@ -1,8 +1,9 @@
 """The sweeper: MySQL is the truth, the queue a cache; this makes the cache right again.
 
 Every `SWEEP_SECONDS` (and at worker start) it:
-* enqueues due posts that are still `scheduled` (their wake-up was lost, or n8n never called);
-  run_post fails the ones overdue beyond the missed window with code `missed`;
+* enqueues due posts that are still `scheduled` (their wake-up was lost, or n8n never called),
+  unless a live lease says a worker holds them pre-armed for their time; run_post fails the ones
+  overdue beyond the missed window with code `missed`;
 * enqueues `publishing` posts whose lease ran out and whose next step is due (a killed worker,
   a lost follow-up job): they resume from their checkpoint;
 * re-arms the wake-ups of posts due soon, and of every future post after Redis was wiped (a
@@ -48,7 +49,7 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
     """Make sure scheduled posts due within `horizon` (all, when None) have a wake-up."""
     p = rt.tables.posts
     now = utcnow()
-    query = select(p.c.id, p.c.scheduled_at, p.c.wp_user_id).where(p.c.status == "scheduled",
+    query = select(p.c.id, p.c.scheduled_at, p.c.wp_user_id, p.c.platform).where(p.c.status == "scheduled",
                                                                     p.c.scheduled_at > now)
     if horizon is not None:
         query = query.where(p.c.scheduled_at <= now + horizon)
@@ -60,7 +61,7 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
             continue
         if rt.settings.scheduler == "n8n" and horizon is not None:
             continue  # n8n holds its own wake-ups; the sweep after the due time is the safety net
-        scheduler.hand_over(rt, row.id, row.scheduled_at, int(row.wp_user_id))
+        scheduler.hand_over(rt, row.id, row.scheduled_at, int(row.wp_user_id), row.platform)
         armed += 1
     return armed
 
@@ -96,24 +97,28 @@ def sweep(rt: Runtime) -> dict:
     now = utcnow()
     grace = _grace(rt)
     with rt.engine.connect() as conn:
-        due = conn.execute(select(p.c.id).where(p.c.status == "scheduled", p.c.scheduled_at <= now - grace)
-                           .order_by(p.c.scheduled_at).limit(BATCH)).scalars().all()
-        stuck = conn.execute(select(p.c.id).where(
+        # a scheduled post under a live lease is pre-armed in a worker that sends it at its time
+        due = conn.execute(select(p.c.id, p.c.platform).where(
+            p.c.status == "scheduled", p.c.scheduled_at <= now - grace,
+            or_(p.c.lease_until.is_(None), p.c.lease_until < now),
+        ).order_by(p.c.scheduled_at).limit(BATCH)).all()
+        stuck = conn.execute(select(p.c.id, p.c.platform).where(
             p.c.status == "publishing",
             or_(p.c.lease_until.is_(None), p.c.lease_until < now),
             or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now - grace),
-        ).limit(BATCH)).scalars().all()
+        ).limit(BATCH)).all()
     enqueued = 0
-    for post_id in due:
-        if job_live(rt, scheduler.wake_job_id(post_id)) or job_live(rt, scheduler.publish_job_id(post_id)):
+    for post_id, platform in due:
+        if job_live(rt, scheduler.wake_job_id(post_id)) or job_live(rt, scheduler.due_wake_job_id(post_id)) \
+                or job_live(rt, scheduler.publish_job_id(post_id)):
             continue
-        scheduler.enqueue_now(rt, post_id)
+        scheduler.enqueue_now(rt, post_id, platform)
         enqueued += 1
-    for post_id in stuck:
+    for post_id, platform in stuck:
         # the lease ran out, so a started job for this post is dead: only a waiting one counts
         if job_live(rt, scheduler.publish_job_id(post_id), started_counts=False):
             continue
-        scheduler.enqueue_now(rt, post_id)
+        scheduler.enqueue_now(rt, post_id, platform)
         enqueued += 1
     wiped = redis_was_wiped(rt)
     armed = rearm(rt, None if wiped else timedelta(seconds=2 * sweep_seconds() + 60))
