@@ -131,6 +131,27 @@ def test_reschedule(client, rt, two_users):
     assert missing.status_code == 422 and "scheduled_at" in missing.get_json()["errors"]
 
 
+def test_reschedule_takes_the_post_from_a_worker_holding_the_old_time(client, rt, two_users):
+    """A worker that readied the old time's wake-up holds a lease on the post; after a reschedule
+    it holds nothing, so the sweeper is free to wake the post at its new time."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    from bridge.store.db import utcnow
+
+    post, p = two_users["alice_post"], rt.tables.posts
+    with rt.engine.begin() as conn:
+        conn.execute(update(p).where(p.c.id == post).values(lease_owner="host.1:armed",
+                                                            lease_until=utcnow() + timedelta(minutes=5)))
+    response = client.patch(f"{P}/posts/{post}/reschedule", headers=auth(ALICE),
+                            json={"scheduled_at": "2099-03-04T05:06:07Z"})
+    assert response.status_code == 200
+    with rt.engine.connect() as conn:
+        row = conn.execute(select(p.c.status, p.c.lease_owner, p.c.lease_until).where(p.c.id == post)).one()
+    assert tuple(row) == ("scheduled", None, None)
+
+
 @pytest.mark.parametrize("status", ["published", "publishing", "failed", "cancelled"])
 def test_reschedule_wrong_state_is_409(client, rt, status):
     acc = add_account(rt, ALICE)

@@ -8,6 +8,7 @@ was sent is `UnknownOutcome`.
 """
 from __future__ import annotations
 
+import http.cookiejar
 import logging
 import os
 import threading
@@ -64,6 +65,9 @@ def map_url(url: str, host_map: dict[str, str]) -> str:
     base = urlsplit(target)
     path = base.path.rstrip("/") + (parts.path or "/")
     return urlunsplit((base.scheme, base.netloc, path, parts.query, parts.fragment))
+
+
+_NO_COOKIES = http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
 
 
 class _SharedClients:
@@ -133,6 +137,9 @@ class PlatformHttp:
         t = self.timeout
         key = (self.platform, "sandbox" if in_sandbox else "net", t.connect, t.read, t.write, t.pool)
         return _shared.get(key, lambda: httpx.Client(
+            # one client serves every account of the platform: it must keep no cookies, or one
+            # creator's platform cookies would ride along with another's calls
+            cookies=http.cookiejar.CookieJar(policy=_NO_COOKIES),
             timeout=self.timeout,
             headers={"User-Agent": USER_AGENT},
             follow_redirects=False,

@@ -300,7 +300,9 @@ def reschedule(rt: Runtime, user_id: int, post_id: int, new_time: datetime) -> d
                                errors={"scheduled_at": ["must be in the future"]})
     with rt.engine.begin() as conn:
         changed = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.SCHEDULED,
-                             scheduled_at=new_time, next_attempt_at=new_time)
+                             scheduled_at=new_time, next_attempt_at=new_time,
+                             # a worker holding the old time's wake-up ready lets go of it
+                             lease_owner=None, lease_until=None)
     if not changed:
         raise _wrong_state(_post_row(rt, user_id, post_id), "rescheduled", "scheduled")
     scheduler.hand_over(rt, post_id, new_time, user_id)
