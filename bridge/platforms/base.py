@@ -264,6 +264,9 @@ class PlatformClient:
     requirements: ClassVar[Requirements]
     # checkpoint stages whose step only reads from the platform (see `step_has_effect`)
     reading_stages: ClassVar[frozenset] = frozenset()
+    # checkpoint stages in which the post may already be public: the publishing call took effect
+    # and the platform is being asked how it went (see `may_be_live`)
+    live_stages: ClassVar[frozenset] = frozenset()
 
     def __init__(self, settings: Settings, http: PlatformHttp | None = None):
         self.settings = settings
@@ -423,6 +426,12 @@ class PlatformClient:
         writes its write-ahead `in_flight` marker only before such steps; a step that only reads
         (a status poll) is simply done again after a crash. Platforms name their reading stages."""
         return (job.checkpoint.get("stage") or None) not in self.reading_stages
+
+    def may_be_live(self, checkpoint: Mapping[str, Any] | None) -> bool:
+        """Whether the post may already be public at this checkpoint. A post that cannot go on from
+        such a checkpoint ends `unconfirmed` (Retry asks the platform first), never as a plain
+        failure: the creator must not be told it failed when it may be live."""
+        return ((checkpoint or {}).get("stage") or None) in self.live_stages
 
     def reconcile(self, job: PublishJob) -> StepResult:
         """Settle an unknown outcome from the platform's records. Return the checkpoint to resume

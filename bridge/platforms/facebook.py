@@ -62,6 +62,7 @@ class FacebookClient(MetaClient):
 
     # video_status polls the video; done only reports
     reading_stages = frozenset({"video_status", "done"})
+    live_stages = frozenset({"video_status", "done"})  # finish or file_url published the video
     requirements = Requirements(
         caption_max=63206, media_types=("video", "image", "text", "carousel"),
         max_video_bytes=10 * 1024 ** 3, max_duration_sec=240 * 60,

@@ -58,6 +58,7 @@ class InstagramClient(MetaClient):
 
     # permalink reads the published media; done only reports (poll may publish: not here)
     reading_stages = frozenset({"permalink", "done"})
+    live_stages = frozenset({"permalink", "done"})  # media_publish answered
     requirements = Requirements(
         caption_max=2200, hashtags_max=30, mentions_max=20,
         media_types=("video", "image", "carousel"),

@@ -105,6 +105,7 @@ class LinkedInClient(PlatformClient):
 
     # processing polls the video status; done only reports
     reading_stages = frozenset({"processing", "done"})
+    live_stages = frozenset({"done"})  # the post exists (processing is the video, before the post)
     requirements = Requirements(
         caption_max=3000,
         caption_counter=count_utf16_units,  # code points vs UTF-16 unconfirmed: UTF-16 is never shorter

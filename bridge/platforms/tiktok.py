@@ -259,6 +259,7 @@ class TikTokClient(PlatformClient):
 
     # creator_info reads the creator's options (and the video), status polls: neither sends anything
     reading_stages = frozenset({None, "creator_info", "status", "published"})
+    live_stages = frozenset({"status", "published"})  # after init TikTok posts by itself
 
     chunk_size = 10 * MB
     status_poll_seconds = 5.0

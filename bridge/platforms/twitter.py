@@ -177,6 +177,7 @@ class TwitterClient(PlatformClient):
 
     # processing polls the upload status; posted only reports
     reading_stages = frozenset({"processing", "posted"})
+    live_stages = frozenset({"posted"})  # the post exists (processing is the media, before the post)
     requirements = Requirements(
         caption_max=MAX_WEIGHTED_LENGTH,
         caption_counter=weighted_length,

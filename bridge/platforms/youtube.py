@@ -161,6 +161,7 @@ class YouTubeClient(PlatformClient):
 
     # processing polls videos.list; done only reports
     reading_stages = frozenset({"processing", "done"})
+    live_stages = frozenset({"processing", "done"})  # the video exists once the upload completed
     requirements = Requirements(
         caption_max=5000,  # the description, in UTF-8 bytes
         caption_counter=utf8_bytes,
