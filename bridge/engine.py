@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from bridge.domain.status import Status, transition
+from bridge.domain.status import ALLOWED, IllegalTransition, Status, transition
 from bridge.platforms.base import PostContent, PublishJob
 from bridge.platforms.errors import (
     PlatformError,
@@ -102,11 +102,15 @@ class _PlatformSlot:
         self.rt, self.key, self.owner = rt, f"bridge:conc:{platform}", owner
         self.cap = concurrency_cap(platform)
 
+    _script = None
+
     def acquire(self) -> bool:
         now = time.time()
         try:
-            return bool(self.rt.redis.eval(_SLOT_SCRIPT, 1, self.key, now, now + 4 * lease_seconds(), self.cap,
-                                           self.owner))
+            if _PlatformSlot._script is None:  # EVALSHA, not the script's text on every call
+                _PlatformSlot._script = self.rt.redis.register_script(_SLOT_SCRIPT)
+            return bool(_PlatformSlot._script(keys=[self.key], args=[now, now + 4 * lease_seconds(), self.cap,
+                                                                     self.owner], client=self.rt.redis))
         except Exception:  # no Redis, no cap: MySQL's claim still guarantees one publisher per post
             return True
 
@@ -422,49 +426,68 @@ def _prepare(rt: Runtime, post_id: int, expected: datetime, expected_scheduled_a
     return "armed"
 
 
-def _fire(run: _Prepared, pool) -> None:
-    """The due instant of a pre-armed post (on a pool thread): slot, claim, first platform call.
-    After its first call the run steps aside while other posts wait for theirs."""
+def _claim_prepared(conn, run: _Prepared) -> bool:
+    """The due-time claim of a pre-armed post: still scheduled for that time, still under the
+    lease taken when it was prepared (a newer preparation or a reschedule or cancel wins)."""
+    return transition(conn, run.rt.tables, run.post_id, Status.SCHEDULED, Status.PUBLISHING,
+                      where={"scheduled_at": run.expected, "lease_owner": run.owner}, lease_owner=run.owner,
+                      lease_until=utcnow() + timedelta(seconds=lease_seconds()), next_attempt_at=None)
+
+
+def _claim_prepared_together(conn, runs: list[_Prepared]) -> set[int]:
+    """`_claim_prepared` for posts due at the same instant, in one UPDATE (a burst of a thousand
+    posts claims in a few statements instead of a thousand). The same conditional move as
+    `transition()`: scheduled -> publishing, only where the post is still scheduled for exactly
+    that time under the run's own lease. Lease owners are unique per run, so `id IN` and
+    `lease_owner IN` match pairwise. Returns the ids this call moved."""
+    if Status.PUBLISHING not in ALLOWED[Status.SCHEDULED]:
+        raise IllegalTransition("scheduled -> publishing is not allowed")
+    p = runs[0].rt.tables.posts
+    ids, owners = [r.post_id for r in runs], [r.owner for r in runs]
+    now = utcnow()
+    moved = conn.execute(update(p).where(
+        p.c.id.in_(ids), p.c.status == Status.SCHEDULED.value, p.c.scheduled_at == runs[0].expected,
+        p.c.lease_owner.in_(owners),
+    ).values(status=Status.PUBLISHING.value, updated_at=now, next_attempt_at=None,
+             lease_until=now + timedelta(seconds=lease_seconds()))).rowcount
+    if moved == 0:
+        return set()
+    if moved == len(runs):
+        return set(ids)
+    return set(conn.execute(select(p.c.id).where(p.c.id.in_(ids), p.c.status == Status.PUBLISHING.value,
+                                                 p.c.lease_owner.in_(owners))).scalars().all())
+
+
+def _first(run: _Prepared, pool) -> None:
+    """A claimed pre-armed post's first step (on a pool thread): slot, then the first platform
+    call. After its first call it steps aside while other posts of the burst wait for theirs."""
     from bridge.logs import post_id_var
 
     rt, post_id, owner = run.rt, run.post_id, run.owner
     post_id_var.set(post_id)
+    counted = [True]
+
+    def pause() -> bool:
+        if counted[0]:
+            counted[0] = False
+            dispatcher.first_done()
+        return dispatcher.firsts_pending() > 0
+
     slot = _PlatformSlot(rt, run.platform, owner)
     if not slot.acquire():
-        dispatcher.arm(run, delay=random.uniform(1, 3))  # still held (and its lease kept) here
+        pause()
+        dispatcher.arm(run, delay=random.uniform(1, 3), resume=True)  # claimed and leased: waits here
         return
-    released = False
     try:
-        try:
-            with rt.engine.begin() as conn:
-                won = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
-                                 where={"scheduled_at": run.expected, "lease_owner": owner}, lease_owner=owner,
-                                 lease_until=utcnow() + timedelta(seconds=lease_seconds()), next_attempt_at=None)
-        except Exception as exc:  # MySQL away: the sweeper sends it once this process's lease ran out
-            _leases.drop(post_id, owner)
-            log.warning("pre-armed post: claim failed (%s)", type(exc).__name__, extra={"post_id": post_id})
-            return
-        if not won:
-            _leases.drop(post_id, owner)
-            log.info("pre-armed post not claimed: rescheduled, cancelled or taken", extra={"post_id": post_id})
-            return
-        run.post["status"] = Status.PUBLISHING.value
-
-        def pause() -> bool:
-            return pool.waiting(dispatcher.FIRST) > 0
-
         outcome = _drive(rt, post_id, owner, run.post, run.account, quota_checked=run.driver.prepared,
                          pause=pause, driver=run.driver)
-        if outcome == "paused":
-            slot.release()
-            released = True
-            _leases.hold(rt, post_id, owner)  # the lease stays with this process while it waits
-            pool.submit(lambda: _resume(run, pool), dispatcher.NEXT)
-            return
-        _leases.drop(post_id, owner)
     finally:
-        if not released:
-            slot.release()
+        slot.release()
+        if counted[0]:
+            dispatcher.first_done()
+    if outcome == "paused":
+        _leases.hold(rt, post_id, owner)  # the lease stays with this process while it waits
+        dispatcher.park(run)
 
 
 def _resume(run: _Prepared, pool) -> None:
@@ -477,7 +500,7 @@ def _resume(run: _Prepared, pool) -> None:
         dispatcher.arm(run, delay=random.uniform(0.2, 1), resume=True)
         return
     try:
-        _drive(rt, post_id, owner, None, None, driver=run.driver)
+        _drive(rt, post_id, owner, run.post, run.account, quota_checked=run.driver.prepared, driver=run.driver)
     finally:
         _leases.drop(post_id, owner)
         slot.release()
@@ -486,13 +509,16 @@ def _resume(run: _Prepared, pool) -> None:
 class Dispatcher:
     """Pre-armed posts of this process, started at their due instants.
 
-    A heap ordered by due time and one timer thread: at the instant (never before) each post is
-    handed to the worker's pool as a first step, ahead of everything else queued there; when its
-    first platform call is made it steps aside (`NEXT`) while other first steps wait. Nothing is
-    held in a job slot while waiting. Posts of a process that dies are found by the sweeper once
-    their lease runs out."""
+    A heap ordered by due time and one timer thread. At the instant (never before) it claims the
+    due posts, up to a hundred per UPDATE, and hands each to the worker's pool as a first step,
+    ahead of everything queued there. A run that has made its first platform call steps aside
+    (parked) while other posts of the burst still wait for theirs; the parked runs continue when
+    every first call is out. Nothing waits in a job slot. Posts of a process that dies are found
+    by the sweeper once their lease runs out."""
 
     FIRST, NEXT = 0, 1
+    CLAIM_BATCH = 100
+    PARK_MAX = 10.0  # seconds a parked run waits at most (posts due every second would starve it)
 
     def __init__(self):
         self._cond = threading.Condition()
@@ -500,11 +526,13 @@ class Dispatcher:
         self._seq = 0
         self._pool = None
         self._pid = None
+        self._firsts = 0
+        self._parked: list[tuple[float, _Prepared]] = []
 
     def attach(self, pool) -> None:
-        """Use `pool` (`submit(fn, priority)`, `waiting(priority)`) for the runs; starts the timer."""
+        """Use `pool` (`submit(fn, priority)`) for the runs; starts the timer thread."""
         with self._cond:
-            self._pool, self._pid, self._heap = pool, os.getpid(), []
+            self._pool, self._pid, self._heap, self._firsts, self._parked = pool, os.getpid(), [], 0, []
         threading.Thread(target=self._run, name="dispatcher", daemon=True).start()
 
     def available(self) -> bool:
@@ -520,16 +548,47 @@ class Dispatcher:
             heapq.heappush(self._heap, (at, self._seq, run, resume))
             self._cond.notify()
 
+    # --- first steps of a burst go before the rest of any run
+    def firsts_pending(self) -> int:
+        return self._firsts
+
+    def first_done(self) -> None:
+        with self._cond:
+            self._firsts -= 1
+            if self._firsts > 0 or not self._parked:
+                return
+            parked, self._parked = self._parked, []
+        for _, run in parked:
+            self._pool.submit(lambda r=run: _resume(r, self._pool), self.NEXT)
+
+    def park(self, run: _Prepared) -> None:
+        with self._cond:
+            if self._firsts > 0:
+                self._parked.append((time.monotonic(), run))
+                return
+        self._pool.submit(lambda: _resume(run, self._pool), self.NEXT)
+
+    def _unpark_old(self) -> None:
+        limit = time.monotonic() - self.PARK_MAX
+        with self._cond:
+            if not self._parked or self._parked[0][0] > limit:
+                return
+            old = [run for at, run in self._parked if at <= limit]
+            self._parked = [(at, run) for at, run in self._parked if at > limit]
+        for run in old:
+            self._pool.submit(lambda r=run: _resume(r, self._pool), self.NEXT)
+
     def hand_back(self) -> int:
         """A worker leaving warm: the posts armed here go back to RQ for their time (their advisory
-        lease freed), and runs waiting between steps release their lease for the next step."""
+        lease freed), and claimed runs waiting between steps release their lease for the next step."""
         with self._cond:
-            waiting, self._heap = self._heap, []
-        for _, _, run, resume in waiting:
+            waiting = [(run, resume) for _, _, run, resume in self._heap] + [(run, True) for _, run in self._parked]
+            self._heap, self._parked = [], []
+        for run, resume in waiting:
             try:
                 _leases.drop(run.post_id, run.owner)
                 if resume:
-                    run.driver.release(utcnow(), metadata=run.driver.metadata)
+                    run.driver.release(utcnow(), metadata=run.driver.metadata if run.driver.started else None)
                     continue
                 p = run.rt.tables.posts
                 with run.rt.engine.begin() as conn:
@@ -544,19 +603,59 @@ class Dispatcher:
     def _run(self) -> None:
         pid = os.getpid()
         while pid == os.getpid():
+            self._unpark_old()
             with self._cond:
-                while not self._heap or self._heap[0][0] > time.time():
-                    self._cond.wait(timeout=min(1.0, self._heap[0][0] - time.time()) if self._heap else 1.0)
+                if not self._heap or self._heap[0][0] > time.time():
+                    self._cond.wait(timeout=min(0.5, self._heap[0][0] - time.time()) if self._heap else 0.5)
                 now = time.time()
                 due = []
                 while self._heap and self._heap[0][0] <= now:
                     due.append(heapq.heappop(self._heap))
             pool = self._pool
+            fresh = []
             for _, _, run, resume in due:
                 if resume:
                     pool.submit(lambda r=run: _resume(r, pool), self.NEXT)
                 else:
-                    pool.submit(lambda r=run: _fire(r, pool), self.FIRST)
+                    fresh.append(run)
+            # batches of one runtime and one due instant, in one lock order (ids ascending)
+            fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
+            batch: list[_Prepared] = []
+            for run in fresh:
+                if batch and (len(batch) >= self.CLAIM_BATCH or run.rt is not batch[0].rt
+                              or run.expected != batch[0].expected):
+                    self._claim_and_start(batch)
+                    batch = []
+                batch.append(run)
+            if batch:
+                self._claim_and_start(batch)
+
+    def _claim_and_start(self, runs: list[_Prepared]) -> None:
+        """Claim runs of one runtime due at one instant, together, then start each as a first step."""
+        won: list[_Prepared] = []
+        try:
+            with runs[0].rt.engine.begin() as conn:
+                ids = _claim_prepared_together(conn, runs)
+            won = [run for run in runs if run.post_id in ids]
+        except Exception as exc:  # MySQL away, a deadlock: nothing was claimed in this batch
+            log.warning("claiming %d pre-armed posts failed (%s); each claims alone", len(runs), type(exc).__name__)
+            for run in runs:
+                try:
+                    with run.rt.engine.begin() as conn:
+                        if _claim_prepared(conn, run):
+                            won.append(run)
+                except Exception:  # the sweeper sends it once this process's lease ran out
+                    pass
+        for run in runs:
+            if run not in won:
+                _leases.drop(run.post_id, run.owner)
+                log.info("pre-armed post not claimed: rescheduled, cancelled or taken", extra={"post_id": run.post_id})
+        pool = self._pool
+        with self._cond:
+            self._firsts += len(won)
+        for run in won:
+            run.post["status"] = Status.PUBLISHING.value
+            pool.submit(lambda r=run: _first(r, pool), self.FIRST)
 
 
 dispatcher = Dispatcher()

@@ -279,3 +279,60 @@ def test_one_lease_thread_renews_every_held_post(world):
     rows = [_row(rt, post_id) for post_id in ids]
     assert all(r["lease_until"] > utcnow() + timedelta(seconds=lease_seconds() - 3) for r in rows[:2])
     assert rows[2]["lease_until"] == stale
+
+
+class RecordingPool:
+    """A pool that records what it is given and when, and runs nothing."""
+
+    def __init__(self):
+        self.submitted: list[tuple[float, int]] = []
+
+    def submit(self, fn, priority: int = 1) -> None:
+        self.submitted.append((time.time(), priority))
+
+
+def test_dispatcher_claims_and_starts_a_post_at_its_instant_never_before(world):
+    from bridge.engine import Dispatcher, _Driver, _leases, _Prepared
+    from tests.factories import add_account, add_post
+
+    env, rt, sandbox, workers = world
+    account = add_account(rt, USER, "tiktok")
+    when = (utcnow() + timedelta(seconds=2)).replace(microsecond=0)
+    post_id = add_post(rt, USER, account, status="scheduled", scheduled_at=when, lease_owner="test:armed",
+                       lease_until=utcnow() + timedelta(seconds=60))
+    other = add_post(rt, USER, account, status="scheduled", scheduled_at=when, lease_owner="someone-newer",
+                     lease_until=utcnow() + timedelta(seconds=60))
+    pool, dispatcher = RecordingPool(), Dispatcher()
+    dispatcher.attach(pool)
+    try:
+        for pid, owner in ((post_id, "test:armed"), (other, "test:older")):
+            post = dict(_row(rt, pid))
+            dispatcher.arm(_Prepared(rt, pid, owner, _epoch(when), when, post, None, _Driver(rt, pid, owner)))
+        assert _row(rt, post_id)["status"] == "scheduled"
+        wait_for(lambda: pool.submitted, timeout=10, interval=0.01)
+    finally:
+        _leases.drop(post_id, "test:armed")
+    assert len(pool.submitted) == 1  # the post whose preparation is no longer the latest one is not claimed
+    started, priority = pool.submitted[0]
+    assert started >= _epoch(when) and priority == Dispatcher.FIRST
+    row = _row(rt, post_id)
+    assert row["status"] == "publishing" and row["lease_owner"] == "test:armed"
+    assert _row(rt, other)["status"] == "scheduled"
+
+
+def test_priority_pool_runs_first_steps_before_queued_jobs():
+    import threading
+
+    from bridge.worker import PriorityPool
+
+    pool = PriorityPool(1)
+    gate, order = threading.Event(), []
+    pool.submit(gate.wait, 1)  # the only thread is busy
+    wait_for(lambda: pool.idle() == 0 and pool.waiting() == 0, timeout=5)
+    pool.submit(lambda: order.append("job"), 1)
+    pool.submit(lambda: order.append("first"), 0)
+    pool.submit(lambda: order.append("job2"), 1)
+    assert pool.waiting(0) == 1 and pool.waiting() == 3
+    gate.set()
+    pool.shutdown(wait=True)
+    assert order == ["first", "job", "job2"]
