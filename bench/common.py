@@ -307,6 +307,13 @@ class Bench:
         return False
 
 
+def prearm_seconds() -> float:
+    """The workers' pre-arm time (they inherit this process's environment)."""
+    from bridge.services.scheduler import prearm_seconds as configured
+
+    return configured()
+
+
 def due_at(lead_seconds: float) -> tuple[datetime, float]:
     """A whole-second UTC instant `lead_seconds` ahead (DATETIME columns hold seconds), and its epoch."""
     when = (utcnow() + timedelta(seconds=lead_seconds)).replace(microsecond=0)
@@ -461,16 +468,23 @@ def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first
         say(f"  {workers} worker process(es) up, {concurrency} job(s) at once each, engine's TikTok cap "
             f"{bench.env['AURAREELS_CONCURRENCY_TIKTOK']} posts in flight; creating {posts} accounts")
         accounts = bench.accounts(posts)
-        lead = lead if lead is not None else 5.0 + posts * 0.0015
+        prearm = prearm_seconds()
+        # posts are scheduled ahead of their time, as creators do: by default long enough ahead
+        # that their wake-ups run early by the whole pre-arm time (AURAREELS_PREARM_SECONDS)
+        lead = lead if lead is not None else max(5.0 + posts * 0.0015, prearm + 10.0 if prearm else 0.0)
         when, due = due_at(lead)
         post_ids = bench.posts(accounts, when)
+        early = CpuMeter(bench)
+        early.start()
         took = bench.hand_over(post_ids, when)
         margin = due - time.time()
-        say(f"  {posts} posts due at {when:%H:%M:%S} UTC handed over in {took:.1f} s ({margin:.1f} s before due)")
+        say(f"  {posts} posts due at {when:%H:%M:%S} UTC handed over in {took:.1f} s ({margin:.1f} s before due); "
+            f"wake-ups run {prearm:g} s early (AURAREELS_PREARM_SECONDS)")
         if margin < 0.5:
             say("  WARNING: the hand-over ended too close to the due time; use a longer --lead")
         while time.time() < due:
             time.sleep(0.01)
+        before_due = early.stop()
         meter = CpuMeter(bench)
         meter.start()
         profilers = start_profilers(profile, bench, profile_seconds) if profile else []
@@ -496,6 +510,7 @@ def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first
             "lateness": lateness, "summary": summarize(lateness) if lateness else None,
             "published": published, "statuses": statuses, "cpu_first": first_cpu, "cpu_all": all_cpu,
             "counts_first": first_counts, "counts_all": all_counts, "logs": list(bench.logs),
+            "cpu_before_due": before_due, "prearm": prearm, "lead": lead,
             "profiles": [path for _, path in profilers],
             "handover_seconds": took, "handover_margin": margin,
         }

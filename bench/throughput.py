@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from bench.common import due_run, noop_run, report_cpu, say
@@ -36,6 +37,8 @@ def run_b(args) -> dict:
         f"p99 {s['p99']:.1f} s); {r['first_calls'] / max(s['max'], 1e-9):.0f} posts/s started")
     if r["published"]:
         say(f"  all {args.posts} published {r['cpu_all']['wall']:.1f} s after the due instant")
+    report_cpu(f"from the hand-over to the due instant ({r['lead']:.0f} s lead, pre-arming)", r["cpu_before_due"],
+               args.posts)
     report_cpu("until the last first call", r["cpu_first"], args.posts, r["counts_first"])
     return r
 
@@ -62,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead", type=float, default=None, help="seconds between set-up and the due time")
     parser.add_argument("--platform-cap", type=int, default=None,
                         help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
+    parser.add_argument("--prearm", type=float, default=None, metavar="SECONDS",
+                        help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 20)")
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for the machine to be mostly idle")
     parser.add_argument("--profile", metavar="PROFILER",
                         help="sample the workers with this sampling profiler binary (see bench.common.start_profilers)")
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
+    if args.prearm is not None:
+        os.environ["AURAREELS_PREARM_SECONDS"] = f"{args.prearm:g}"
     say(f"command: python -m bench.throughput {' '.join(sys.argv[1:] if argv is None else argv)}")
 
     b = run_b(args) if args.only != "c" else None
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if forking:
             ceiling += f", {forking['drain_rate']:.0f} jobs/s forking"
         say(f"SUMMARY (b): {args.posts:,} posts due at once, platform answers after {args.latency * 1000:.0f} ms "
-            f"({mode}, 2 cores): every first platform call within {s['max']:.1f} s "
+            f"({mode}, 2 cores, scheduled {b['lead']:.0f} s ahead, pre-armed {b['prearm']:g} s early): every first "
+            f"platform call within {s['max']:.1f} s (first {s['min']:.2f} s) "
             f"({'complete' if b['complete'] else 'INCOMPLETE'}; target <= {TARGET_SECONDS:g} s: "
             f"{'met' if met else 'NOT met'}){ceiling}")
     elif c is not None:
