@@ -922,7 +922,7 @@ class _Driver:
         before it gives up. While an earlier step's outcome is unknown the post may well be live:
         it keeps asking longer and, if it must stop, ends `unconfirmed` (Retry asks before it
         sends anything), never as a plain failure."""
-        unknown = bool(metadata.get("reconcile_first"))
+        unknown = bool(metadata.get("reconcile_first")) or client.may_be_live(metadata.get("checkpoint"))
         tries = int(metadata.get("auth_retries", 0)) + 1
         if tries < (AUTH_RETRIES_UNKNOWN if unknown else AUTH_RETRIES):
             metadata["auth_retries"] = tries
@@ -940,6 +940,14 @@ class _Driver:
 
     def _transient(self, exc: PlatformError, metadata: dict) -> str:
         attempts = int(metadata.get("transient_attempts", 0)) + 1
+        client = getattr(self, "client", None)
+        if attempts > len(TRANSIENT_DELAYS) and client is not None and (
+                metadata.get("reconcile_first") or client.may_be_live(metadata.get("checkpoint"))):
+            # the publishing call took effect: the post may be live, so it is not "failed"
+            return self.fail("unconfirmed", (
+                f"{client.display_name} may already have published this post, but it did not answer when we "
+                f"asked how it went ({exc.message}). Check the account on {client.display_name}; Retry asks "
+                f"{client.display_name} first and sends nothing again if the post is there."), metadata=metadata)
         if attempts > len(TRANSIENT_DELAYS):
             return self.fail(exc.code or "transient", f"{exc.message} It failed {attempts} times; press Retry to try "
                                                       f"again.", metadata=metadata)

@@ -315,3 +315,29 @@ def test_rotated_refresh_token_survives_the_database_going_away_mid_refresh(engi
     # the stored token is the live one: the platform takes it (X refuses a spent refresh token)
     again = oauth.refresh_account(engine_rt, account_id, force=True)
     assert again["refresh_token"] != row["refresh_token"] and not again["needs_reconnect"]
+
+
+def test_a_post_that_may_be_live_ends_unconfirmed_not_failed(isolated, engine_sandbox, monkeypatch):
+    """The quick storm found a YouTube post published on the platform but failed here with
+    `platform_unavailable`: the upload had completed (the video exists) and the processing polls
+    met 5xx until the transient retries ran out. A post that may be live ends `unconfirmed` (Retry
+    then asks YouTube first instead of uploading again). Runs the engine in this process, with no
+    worker and no back-off, so each run is one attempt."""
+    from bridge import engine
+    from tests.test_engine import post_row, publish
+
+    _, rt, _ = isolated
+    sandbox = engine_sandbox[0]
+    monkeypatch.setattr(engine, "TRANSIENT_DELAYS", (0, 0, 0))
+    account = connect(rt, "youtube")
+    post_id = publish(create_app(runtime=rt).test_client(), rt, account)
+    sandbox.inject("youtube", kind="status", status=502, method="GET", path=r"^/youtube/v3/videos$", times=0)
+    outcomes = []
+    for _ in range(12):
+        outcomes.append(engine.run_post(rt, post_id))
+        row = post_row(rt, post_id)
+        if row["status"] in ("published", "failed"):
+            break
+    assert len(sandbox.emulator("youtube").published) == 1
+    assert (row["status"], row["error_code"]) == ("failed", "unconfirmed"), (outcomes, row["error_message"])
+    assert "may already have published" in row["error_message"]
