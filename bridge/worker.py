@@ -172,25 +172,28 @@ class ForkingWorker(_PromptScheduler, Worker):
 class PriorityPool:
     """A fixed set of threads taking tasks lowest priority first, in order within a priority.
     `waiting(priority)` counts queued tasks at that priority or more urgent; `idle()` threads
-    with nothing to do. `shutdown()` lets the queued and running tasks finish."""
+    with nothing to do. `shutdown()` lets the queued and running tasks finish. A new task wakes
+    one thread; a finished one wakes only whoever waits for an idle thread (the dequeuer)."""
 
     def __init__(self, threads: int, name: str = "job"):
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._work = threading.Condition(lock)
+        self._freed = threading.Condition(lock)
         self._heap: list = []
         self._seq = 0
         self._busy = 0
         self._by_priority: dict[int, int] = {}
         self._closing = False
-        self._threads = [threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True) for i in range(threads)]
+        self._threads = [threading.Thread(target=self._run, name=f"{name}_{i}", daemon=True) for i in range(threads)]
         for thread in self._threads:
             thread.start()
 
     def submit(self, fn, priority: int = 1) -> None:
-        with self._cond:
+        with self._work:
             self._seq += 1
             heapq.heappush(self._heap, (priority, self._seq, fn))
             self._by_priority[priority] = self._by_priority.get(priority, 0) + 1
-            self._cond.notify()
+            self._work.notify()
 
     def waiting(self, priority: int = 1_000_000) -> int:
         return sum(n for p, n in list(self._by_priority.items()) if p <= priority)
@@ -198,13 +201,13 @@ class PriorityPool:
     def idle(self) -> int:
         return len(self._threads) - self._busy - len(self._heap)
 
-    def _work(self) -> None:
+    def _run(self) -> None:
         while True:
-            with self._cond:
+            with self._work:
                 while not self._heap:
                     if self._closing:
                         return
-                    self._cond.wait()
+                    self._work.wait()
                 priority, _, fn = heapq.heappop(self._heap)
                 self._by_priority[priority] -= 1
                 self._busy += 1
@@ -213,21 +216,21 @@ class PriorityPool:
             except Exception:
                 log.exception("task failed")
             finally:
-                with self._cond:
+                with self._work:
                     self._busy -= 1
-                    self._cond.notify_all()
+                    self._freed.notify()
 
     def wait_idle_thread(self, timeout: float) -> bool:
-        with self._cond:
+        with self._work:
             if self.idle() > 0:
                 return True
-            self._cond.wait(timeout)
+            self._freed.wait(timeout)
             return self.idle() > 0
 
     def shutdown(self, wait: bool = True) -> None:
-        with self._cond:
+        with self._work:
             self._closing = True
-            self._cond.notify_all()
+            self._work.notify_all()
         if wait:
             for thread in self._threads:
                 thread.join()
