@@ -65,6 +65,9 @@ TRANSIENT_DELAYS = (60, 300, 900)  # 1, 5 and 15 minutes, with jitter
 # A token refused right after this run refreshed it: runs (each refreshing again) before giving up,
 # more of them while an earlier step's outcome is unknown, and the wait before each.
 AUTH_RETRIES, AUTH_RETRIES_UNKNOWN, AUTH_RETRY_SECONDS = 2, 5, 10
+# A pre-armed post trusts the quota count it took before its instant unless fewer slots than this
+# were left then (other posts of the account armed for the same instant were not counted yet).
+QUOTA_RECHECK_ROOM = 10
 MAX_STEPS_PER_RUN = 5000
 PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -242,8 +245,10 @@ def _claim(conn, rt: Runtime, post_id: int, owner: str, expected_scheduled_at: s
                        next_attempt_at=None)
             events.emit(rt, "post.failed", post_id)
             return "missed"
+        # still for the time just read: a reschedule that commits in between wins
         won = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.PUBLISHING,
-                         lease_owner=owner, lease_until=lease_until, next_attempt_at=None)
+                         where={"scheduled_at": scheduled_at}, lease_owner=owner, lease_until=lease_until,
+                         next_attempt_at=None)
         return "claimed" if won else "busy"
     if status == Status.PUBLISHING.value:
         if expected_scheduled_at:
@@ -528,15 +533,24 @@ class Dispatcher:
         self._pid = None
         self._firsts = 0
         self._parked: list[tuple[float, _Prepared]] = []
+        self._closed = False
+        self._thread_pid = None
 
     def attach(self, pool) -> None:
-        """Use `pool` (`submit(fn, priority)`) for the runs; starts the timer thread."""
+        """Use `pool` (`submit(fn, priority)`) for the runs; starts the timer thread (once per
+        process: a worker that starts over after losing Redis attaches its new pool again)."""
         with self._cond:
-            self._pool, self._pid, self._heap, self._firsts, self._parked = pool, os.getpid(), [], 0, []
-        threading.Thread(target=self._run, name="dispatcher", daemon=True).start()
+            fresh = self._pid != os.getpid()
+            self._pool, self._pid, self._closed = pool, os.getpid(), False
+            if fresh:
+                self._heap, self._firsts, self._parked = [], 0, []
+            start = self._thread_pid != os.getpid()
+            self._thread_pid = os.getpid()
+        if start:
+            threading.Thread(target=self._run, name="dispatcher", daemon=True).start()
 
     def available(self) -> bool:
-        return self._pool is not None and self._pid == os.getpid()
+        return self._pool is not None and self._pid == os.getpid() and not self._closed
 
     def armed(self) -> int:
         return len(self._heap)
@@ -544,9 +558,12 @@ class Dispatcher:
     def arm(self, run: _Prepared, *, delay: float = 0.0, resume: bool = False) -> None:
         at = max(run.due, time.time() + delay)
         with self._cond:
-            self._seq += 1
-            heapq.heappush(self._heap, (at, self._seq, run, resume))
-            self._cond.notify()
+            if not self._closed:
+                self._seq += 1
+                heapq.heappush(self._heap, (at, self._seq, run, resume))
+                self._cond.notify()
+                return
+        self._give_back(run, resume)  # handing back: nothing may stay parked in a leaving worker
 
     # --- first steps of a burst go before the rest of any run
     def firsts_pending(self) -> int:
@@ -558,15 +575,17 @@ class Dispatcher:
             if self._firsts > 0 or not self._parked:
                 return
             parked, self._parked = self._parked, []
+        pool = self._pool
         for _, run in parked:
-            self._pool.submit(lambda r=run: _resume(r, self._pool), self.NEXT)
+            self._submit(pool, lambda r=run: _resume(r, pool), self.NEXT, run)
 
     def park(self, run: _Prepared) -> None:
         with self._cond:
-            if self._firsts > 0:
+            if self._firsts > 0 and not self._closed:
                 self._parked.append((time.monotonic(), run))
                 return
-        self._pool.submit(lambda: _resume(run, self._pool), self.NEXT)
+        pool = self._pool
+        self._submit(pool, lambda: _resume(run, pool), self.NEXT, run)
 
     def _unpark_old(self) -> None:
         limit = time.monotonic() - self.PARK_MAX
@@ -575,60 +594,75 @@ class Dispatcher:
                 return
             old = [run for at, run in self._parked if at <= limit]
             self._parked = [(at, run) for at, run in self._parked if at > limit]
+        pool = self._pool
         for run in old:
-            self._pool.submit(lambda r=run: _resume(r, self._pool), self.NEXT)
+            self._submit(pool, lambda r=run: _resume(r, pool), self.NEXT, run)
 
     def hand_back(self) -> int:
         """A worker leaving warm: the posts armed here go back to RQ for their time (their advisory
         lease freed), and claimed runs waiting between steps release their lease for the next step."""
         with self._cond:
             waiting = [(run, resume) for _, _, run, resume in self._heap] + [(run, True) for _, run in self._parked]
-            self._heap, self._parked = [], []
+            self._heap, self._parked, self._closed = [], [], True
         for run, resume in waiting:
-            try:
-                _leases.drop(run.post_id, run.owner)
-                if resume:
-                    run.driver.release(utcnow(), metadata=run.driver.metadata if run.driver.started else None)
-                    continue
-                p = run.rt.tables.posts
-                with run.rt.engine.begin() as conn:
-                    conn.execute(update(p).where(p.c.id == run.post_id, p.c.lease_owner == run.owner)
-                                 .values(lease_owner=None, lease_until=None))
-                scheduler.wake_exactly(run.rt, run.post_id, run.expected, run.platform)
-            except Exception as exc:  # the sweeper finds it once the lease ran out
-                log.warning("could not hand back a pre-armed post: %s", type(exc).__name__,
-                            extra={"post_id": run.post_id})
+            self._give_back(run, resume)
         return len(waiting)
+
+    def _give_back(self, run: _Prepared, resume: bool) -> None:
+        try:
+            _leases.drop(run.post_id, run.owner)
+            if resume:
+                run.driver.release(utcnow(), metadata=run.driver.metadata if run.driver.started else None)
+                return
+            p = run.rt.tables.posts
+            with run.rt.engine.begin() as conn:
+                conn.execute(update(p).where(p.c.id == run.post_id, p.c.lease_owner == run.owner)
+                             .values(lease_owner=None, lease_until=None))
+            scheduler.wake_exactly(run.rt, run.post_id, run.expected, run.platform)
+        except Exception as exc:  # the sweeper finds it once the lease ran out
+            log.warning("could not hand back a pre-armed post: %s", type(exc).__name__,
+                        extra={"post_id": run.post_id})
 
     def _run(self) -> None:
         pid = os.getpid()
         while pid == os.getpid():
-            self._unpark_old()
-            with self._cond:
-                if not self._heap or self._heap[0][0] > time.time():
-                    self._cond.wait(timeout=min(0.5, self._heap[0][0] - time.time()) if self._heap else 0.5)
-                now = time.time()
-                due = []
-                while self._heap and self._heap[0][0] <= now:
-                    due.append(heapq.heappop(self._heap))
-            pool = self._pool
-            fresh = []
+            try:
+                self._round()
+            except Exception as exc:  # a pool shut down under it, MySQL away: the next round goes on
+                log.warning("dispatcher round failed: %s", type(exc).__name__)
+                time.sleep(0.5)
+
+    def _round(self) -> None:
+        self._unpark_old()
+        with self._cond:
+            if not self._heap or self._heap[0][0] > time.time():
+                self._cond.wait(timeout=min(0.5, self._heap[0][0] - time.time()) if self._heap else 0.5)
+            now = time.time()
+            due = []
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap))
+        if self._closed:  # the worker is leaving: what came due goes back to RQ
             for _, _, run, resume in due:
-                if resume:
-                    pool.submit(lambda r=run: _resume(r, pool), self.NEXT)
-                else:
-                    fresh.append(run)
-            # batches of one runtime and one due instant, in one lock order (ids ascending)
-            fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
-            batch: list[_Prepared] = []
-            for run in fresh:
-                if batch and (len(batch) >= self.CLAIM_BATCH or run.rt is not batch[0].rt
-                              or run.expected != batch[0].expected):
-                    self._claim_and_start(batch)
-                    batch = []
-                batch.append(run)
-            if batch:
+                self._give_back(run, resume)
+            return
+        pool = self._pool
+        fresh = []
+        for _, _, run, resume in due:
+            if resume:
+                self._submit(pool, lambda r=run: _resume(r, pool), self.NEXT, run)
+            else:
+                fresh.append(run)
+        # batches of one runtime and one due instant, in one lock order (ids ascending)
+        fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
+        batch: list[_Prepared] = []
+        for run in fresh:
+            if batch and (len(batch) >= self.CLAIM_BATCH or run.rt is not batch[0].rt
+                          or run.expected != batch[0].expected):
                 self._claim_and_start(batch)
+                batch = []
+            batch.append(run)
+        if batch:
+            self._claim_and_start(batch)
 
     def _claim_and_start(self, runs: list[_Prepared]) -> None:
         """Claim runs of one runtime due at one instant, together, then start each as a first step."""
@@ -655,7 +689,18 @@ class Dispatcher:
             self._firsts += len(won)
         for run in won:
             run.post["status"] = Status.PUBLISHING.value
-            pool.submit(lambda r=run: _first(r, pool), self.FIRST)
+            self._submit(pool, lambda r=run: _first(r, pool), self.FIRST, run)
+
+    def _submit(self, pool, fn, priority: int, run: _Prepared) -> None:
+        """Hand a run to the pool; a pool that was shut down meanwhile (the worker leaving) gets
+        nothing, and the run goes back to RQ instead of staying leased here for ever."""
+        try:
+            pool.submit(fn, priority)
+        except RuntimeError:
+            with self._cond:
+                if self._firsts > 0 and priority == self.FIRST:
+                    self._firsts -= 1
+            self._give_back(run, resume=run.post.get("status") == Status.PUBLISHING.value)
 
 
 dispatcher = Dispatcher()
@@ -752,6 +797,9 @@ class _Driver:
         if account is not None and account["is_active"]:
             self._account_ref()
         self.quota_wait = self._quota_wait(post)
+        # Posts of one account armed for one instant do not see each other yet: when the room
+        # left is small, the count is taken again at the instant (one query) so they can't overrun it.
+        self.quota_recheck = self.quota_room is not None and self.quota_room <= QUOTA_RECHECK_ROOM
         if self.content.video_url and self.content.media_type == "video":
             try:
                 from bridge.platforms.media import MediaSource
@@ -785,7 +833,8 @@ class _Driver:
         for _ in range(MAX_STEPS_PER_RUN):
             checkpoint = metadata.get("checkpoint") or {}
             if not checkpoint and not metadata.get("reconcile_first"):
-                wait = self.quota_wait if self.quota_checked else self._quota_wait(post)
+                trusted = self.quota_checked and not getattr(self, "quota_recheck", False)
+                wait = self.quota_wait if trusted else self._quota_wait(post)
                 self.quota_checked = False
                 if wait is not None:
                     return self.release(wait, metadata=metadata, note=(
@@ -884,8 +933,10 @@ class _Driver:
         """Nothing reaches a platform before the post's scheduled time: a claim may come up to a
         second early (RQ's and n8n's clocks are whole seconds); the first call waits for the instant."""
         left = self.not_before - time.time()
+        if left > 2.0:  # never expected (the claim checks the time): wait for the time as data
+            raise RateLimited("Not due yet.", platform=self._platform, retry_after=left)
         if left > 0:
-            time.sleep(min(left, 2.0))
+            time.sleep(left)
         self.not_before = 0.0
 
     def _settle(self, client, job: PublishJob, metadata: dict, original: UnknownOutcome):
@@ -958,6 +1009,7 @@ class _Driver:
 
     def _quota_wait(self, post) -> datetime | None:
         view = quota.usage(self.rt, post["social_account_id"], post["platform"], exclude_post=self.post_id)
+        self.quota_room = None if view.limit is None else view.limit - view.used
         if view.used >= view.limit and view.next_slot_at is not None:
             return view.next_slot_at
         return None

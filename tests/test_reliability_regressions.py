@@ -341,3 +341,52 @@ def test_a_post_that_may_be_live_ends_unconfirmed_not_failed(isolated, engine_sa
     assert len(sandbox.emulator("youtube").published) == 1
     assert (row["status"], row["error_code"]) == ("failed", "unconfirmed"), (outcomes, row["error_message"])
     assert "may already have published" in row["error_message"]
+
+
+def test_a_worker_starting_over_after_losing_redis_leaves_no_armed_post_behind(isolated, engine_sandbox):
+    """A threaded worker that loses Redis hands its pre-armed posts back to RQ and starts over in
+    the same process. A wake-up that arrives while it hands back must go back to RQ too, not stay
+    armed (its lease renewed for ever, the sweeper kept away); starting over starts no second
+    dispatcher thread."""
+    import threading
+
+    from rq.job import Job
+
+    from bridge import engine
+    from bridge.services import scheduler
+    from bridge.timefmt import iso_z
+    from bridge.worker import PriorityPool
+    from tests.factories import add_post
+
+    _, rt, _ = isolated
+    account = connect(rt, "tiktok")
+    when = (utcnow() + timedelta(minutes=2)).replace(microsecond=0)
+    posts = [add_post(rt, USER, account, status="scheduled", scheduled_at=when, caption=f"armed {i}")
+             for i in range(2)]
+
+    def lease_owner(post_id):
+        p = rt.tables.posts
+        with rt.engine.connect() as conn:
+            return conn.execute(select(p.c.lease_owner).where(p.c.id == post_id)).scalar_one()
+
+    pool = PriorityPool(2, name="t")
+    engine.dispatcher.attach(pool)
+    try:
+        assert engine.wake(rt, posts[0], iso_z(when), "tiktok") == "armed"
+        assert lease_owner(posts[0]) is not None
+        assert engine.dispatcher.hand_back() == 1
+        pool.shutdown()
+        assert lease_owner(posts[0]) is None
+        assert Job.exists(scheduler.due_wake_job_id(posts[0], when), connection=rt.redis)
+        # a wake-up that was already past its check when the hand-back began
+        assert engine._prepare(rt, posts[1], when, iso_z(when)) == "armed"
+        assert engine.dispatcher.armed() == 0 and lease_owner(posts[1]) is None
+        assert Job.exists(scheduler.due_wake_job_id(posts[1], when), connection=rt.redis)
+        assert not engine.dispatcher.available()
+        # starting over: the new pool is used, by the timer thread already there
+        timers = sum(t.name == "dispatcher" for t in threading.enumerate())
+        engine.dispatcher.attach(PriorityPool(2, name="t2"))
+        assert engine.dispatcher.available()
+        assert sum(t.name == "dispatcher" for t in threading.enumerate()) == timers
+    finally:
+        engine.dispatcher.hand_back()

@@ -53,11 +53,11 @@ def test_cancel_drops_both_wake_ups(rt):
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=when)
     scheduler.hand_over(rt, post, when, USER, "tiktok")
     scheduler.wake_exactly(rt, post, when, "tiktok")
-    scheduler.drop(rt, post)
+    scheduler.drop(rt, post, when)
     from rq.job import Job
 
     assert not Job.exists(scheduler.wake_job_id(post), connection=rt.redis)
-    assert not Job.exists(scheduler.due_wake_job_id(post), connection=rt.redis)
+    assert not Job.exists(scheduler.due_wake_job_id(post, when), connection=rt.redis)
 
 
 def test_an_expired_lease_on_a_scheduled_post_does_not_block_its_claim(rt):
@@ -70,3 +70,21 @@ def test_an_expired_lease_on_a_scheduled_post_does_not_block_its_claim(rt):
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=due, lease_owner="host:1:gone",
                     lease_until=utcnow() + timedelta(seconds=60))
     assert claim(rt, post, "me", iso_z(due)) == "claimed"
+
+
+def test_a_step_back_for_the_old_time_never_overwrites_the_wake_up_of_the_new_time(rt):
+    """A wake-up that stepped back (its platform at its cap) keeps coming for the time it was for;
+    after a reschedule it must not replace the wake-up of the new time (which would then find the
+    post `stale` and leave it to the sweeper, late)."""
+    from rq.job import Job
+
+    from bridge.timefmt import iso_z
+
+    account = add_account(rt, USER, "tiktok")
+    old = (utcnow() + timedelta(minutes=1)).replace(microsecond=0)
+    new = old + timedelta(minutes=5)
+    post = add_post(rt, USER, account, status="scheduled", scheduled_at=new)
+    scheduler.wake_exactly(rt, post, new, "tiktok")
+    scheduler.wake_exactly(rt, post, old + timedelta(seconds=2), "tiktok", expected=iso_z(old))  # the old chain
+    assert Job.fetch(scheduler.due_wake_job_id(post, new), connection=rt.redis).args[1] == iso_z(new)
+    assert Job.fetch(scheduler.due_wake_job_id(post, old), connection=rt.redis).args[1] == iso_z(old)

@@ -324,7 +324,7 @@ def cancel(rt: Runtime, user_id: int, post_id: int) -> dict:
                              error_code="cancelled_by_user", next_attempt_at=None)
     if not changed:
         raise _wrong_state(_post_row(rt, user_id, post_id), "cancelled", "scheduled or draft")
-    scheduler.drop(rt, post_id)
+    scheduler.drop(rt, post_id, row["scheduled_at"])
     return {"success": True, "message": "Post cancelled successfully"}
 
 

@@ -46,9 +46,13 @@ def wake_job_id(post_id: int) -> str:
     return f"wake-{post_id}"
 
 
-def due_wake_job_id(post_id: int) -> str:
-    """A wake-up at the exact time, for an early one that could not wait in its process."""
-    return f"wake-{post_id}-due"
+def due_wake_job_id(post_id: int, scheduled: datetime | str) -> str:
+    """A wake-up at the exact time, for an early one that could not wait in its process. Its id
+    carries the time it is for, so a step-back chain for an old time never overwrites the wake-up
+    of the time the post was moved to."""
+    if isinstance(scheduled, str):
+        scheduled = datetime.strptime(scheduled, "%Y-%m-%dT%H:%M:%SZ")
+    return f"wake-{post_id}-due-{int(scheduled.replace(tzinfo=timezone.utc).timestamp())}"
 
 
 def queue(rt: Runtime, name: str = PUBLISH_QUEUE) -> Queue:
@@ -83,7 +87,7 @@ def wake_exactly(rt: Runtime, post_id: int, when: datetime, platform: str | None
     from bridge import jobs
 
     _at(queue(rt), when, jobs.wake_post, post_id, expected or iso_z(when), platform,
-        job_id=due_wake_job_id(post_id), result_ttl=3600)
+        job_id=due_wake_job_id(post_id, expected or iso_z(when)), result_ttl=3600)
 
 
 def hand_over(rt: Runtime, post_id: int, scheduled_at: datetime | None, user_id: int | None = None,
@@ -108,10 +112,11 @@ def hand_over(rt: Runtime, post_id: int, scheduled_at: datetime | None, user_id:
                     extra={"post_id": post_id})
 
 
-def drop(rt: Runtime, post_id: int) -> None:
+def drop(rt: Runtime, post_id: int, scheduled_at: datetime | None = None) -> None:
     """Drop a scheduled wake-up (cancel). Harmless if missing: a stale wake-up finds the post no
     longer scheduled and does nothing."""
-    for job_id in (wake_job_id(post_id), due_wake_job_id(post_id)):
+    ids = [wake_job_id(post_id)] + ([due_wake_job_id(post_id, scheduled_at)] if scheduled_at is not None else [])
+    for job_id in ids:
         try:
             job = Job.fetch(job_id, connection=rt.redis)
             job.cancel()

@@ -98,7 +98,7 @@ def sweep(rt: Runtime) -> dict:
     grace = _grace(rt)
     with rt.engine.connect() as conn:
         # a scheduled post under a live lease is pre-armed in a worker that sends it at its time
-        due = conn.execute(select(p.c.id, p.c.platform).where(
+        due = conn.execute(select(p.c.id, p.c.platform, p.c.scheduled_at).where(
             p.c.status == "scheduled", p.c.scheduled_at <= now - grace,
             or_(p.c.lease_until.is_(None), p.c.lease_until < now),
         ).order_by(p.c.scheduled_at).limit(BATCH)).all()
@@ -108,8 +108,9 @@ def sweep(rt: Runtime) -> dict:
             or_(p.c.next_attempt_at.is_(None), p.c.next_attempt_at <= now - grace),
         ).limit(BATCH)).all()
     enqueued = 0
-    for post_id, platform in due:
-        if job_live(rt, scheduler.wake_job_id(post_id)) or job_live(rt, scheduler.due_wake_job_id(post_id)) \
+    for post_id, platform, scheduled_at in due:
+        if job_live(rt, scheduler.wake_job_id(post_id)) \
+                or job_live(rt, scheduler.due_wake_job_id(post_id, scheduled_at)) \
                 or job_live(rt, scheduler.publish_job_id(post_id)):
             continue
         scheduler.enqueue_now(rt, post_id, platform)
