@@ -190,6 +190,8 @@ class PriorityPool:
 
     def submit(self, fn, priority: int = 1) -> None:
         with self._work:
+            if self._closing:  # its threads may be gone: the caller hands the task back instead
+                raise RuntimeError("the pool is shut down")
             self._seq += 1
             heapq.heappush(self._heap, (priority, self._seq, fn))
             self._by_priority[priority] = self._by_priority.get(priority, 0) + 1

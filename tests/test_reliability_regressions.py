@@ -390,3 +390,15 @@ def test_a_worker_starting_over_after_losing_redis_leaves_no_armed_post_behind(i
         assert sum(t.name == "dispatcher" for t in threading.enumerate()) == timers
     finally:
         engine.dispatcher.hand_back()
+
+
+def test_a_shut_down_pool_refuses_new_tasks_so_the_dispatcher_hands_them_back():
+    from bridge.worker import PriorityPool
+
+    pool = PriorityPool(1, name="closing")
+    ran = []
+    pool.submit(lambda: ran.append(1))
+    pool.shutdown(wait=True)
+    assert ran == [1]
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: ran.append(2))
