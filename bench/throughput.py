@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--platform-cap", type=int, default=None,
                         help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
     parser.add_argument("--prearm", type=float, default=None, metavar="SECONDS",
-                        help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 20)")
+                        help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 60)")
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
                         help="first wait up to this long for the machine to be mostly idle")
     parser.add_argument("--profile", metavar="PROFILER",

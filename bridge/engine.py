@@ -260,11 +260,12 @@ def _claim(conn, rt: Runtime, post_id: int, owner: str, expected_scheduled_at: s
 def _load(conn, rt: Runtime, post_id: int):
     """The post and its account (None if gone), in one query."""
     p, a = rt.tables.posts, rt.tables.accounts
-    statement = _LOAD_STATEMENTS.get(id(rt.tables))
+    key = (p.name, a.name)  # by name: the same SQL for every Tables object of one prefix
+    statement = _LOAD_STATEMENTS.get(key)
     if statement is None:
         statement = (select(p, *[c.label(f"account__{c.name}") for c in a.c])
                      .select_from(p.outerjoin(a, a.c.id == p.c.social_account_id)).where(p.c.id == bindparam("pid")))
-        _LOAD_STATEMENTS[id(rt.tables)] = statement
+        _LOAD_STATEMENTS[key] = statement
     row = conn.execute(statement, {"pid": post_id}).mappings().first()
     if row is None:
         return None, None
@@ -275,7 +276,21 @@ def _load(conn, rt: Runtime, post_id: int):
     return post, account
 
 
-_LOAD_STATEMENTS: dict[int, object] = {}
+_LOAD_STATEMENTS: dict[tuple, object] = {}
+_PERSIST_STATEMENTS: dict[str, object] = {}
+
+
+def _persist_statement(tables):
+    """The checkpoint write under the lease, built once (SQLAlchemy then reuses its cache key and
+    compiled form; building it per step cost more than running it)."""
+    p = tables.posts
+    statement = _PERSIST_STATEMENTS.get(p.name)
+    if statement is None:
+        statement = update(p).where(
+            p.c.id == bindparam("pid"), p.c.status == Status.PUBLISHING.value, p.c.lease_owner == bindparam("owner"),
+        ).values(metadata=bindparam("md"), lease_until=bindparam("lease"), updated_at=bindparam("now"))
+        _PERSIST_STATEMENTS[p.name] = statement
+    return statement
 
 
 # ------------------------------------------------------------------------------------- run
@@ -722,10 +737,11 @@ class _Driver:
                     self.p.c.lease_owner == self.owner)
 
     def persist(self, metadata: dict) -> bool:
+        now = utcnow()
         with self.rt.engine.begin() as conn:
-            result = conn.execute(update(self.p).where(self._owned()).values(
-                metadata=json.dumps(metadata),
-                lease_until=utcnow() + timedelta(seconds=lease_seconds()), updated_at=utcnow()))
+            result = conn.execute(_persist_statement(self.rt.tables), {
+                "pid": self.post_id, "owner": self.owner, "md": json.dumps(metadata),
+                "lease": now + timedelta(seconds=lease_seconds()), "now": now})
         return result.rowcount == 1
 
     def release(self, next_at: datetime, *, metadata: dict | None = None, note: str | None = None,

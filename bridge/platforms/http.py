@@ -31,8 +31,9 @@ _sandbox_lock = threading.Lock()
 _sandbox_transport: httpx.BaseTransport | None = None
 _ssl_context = None
 # Connections per shared client: a threaded worker runs a hundred or more posts of one platform at
-# once through it (httpx's default of 100 would make the rest wait for a free connection).
-LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30.0)
+# once through it (httpx's default of 100 would make the rest wait for a free connection, and
+# keeping only 20 alive opens a new connection for most calls).
+LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0)
 
 
 def ssl_context():
