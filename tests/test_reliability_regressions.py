@@ -402,3 +402,26 @@ def test_a_shut_down_pool_refuses_new_tasks_so_the_dispatcher_hands_them_back():
     assert ran == [1]
     with pytest.raises(RuntimeError):
         pool.submit(lambda: ran.append(2))
+
+
+def test_a_job_started_by_a_worker_that_stopped_beating_is_not_live(rt):
+    """A worker killed while its job was `started` left the job looking alive for 90 s (the job's
+    own heartbeat age), so the sweeper waited that long before sending a due post. The job is now
+    dead as soon as its worker's own heartbeat (30 s TTL) is gone."""
+    from datetime import datetime, timezone
+
+    from rq import Queue
+    from rq.job import JobStatus
+
+    from bridge.services import sweeper
+
+    job = Queue("publish", connection=rt.redis).enqueue("bridge.jobs.noop", job_id="publish-777")
+    rt.redis.lrem("rq:queue:publish", 0, job.id)
+    job.worker_name = "host.4242"
+    job.started_at = job.last_heartbeat = datetime.now(timezone.utc)
+    job.set_status(JobStatus.STARTED)
+    job.save()
+    rt.redis.set(sweeper.WORKER_HEARTBEAT_PREFIX + "host.4242", "1", ex=30)
+    assert sweeper.job_live(rt, job.id)
+    rt.redis.delete(sweeper.WORKER_HEARTBEAT_PREFIX + "host.4242")  # the worker is gone
+    assert not sweeper.job_live(rt, job.id)
