@@ -42,7 +42,7 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import and_, bindparam, or_, select, update
 
-from bridge.domain.status import ALLOWED, IllegalTransition, Status, transition
+from bridge.domain.status import Status, transition, transition_many
 from bridge.platforms.base import PostContent, PublishJob
 from bridge.platforms.errors import (
     PlatformError,
@@ -455,27 +455,12 @@ def _claim_prepared(conn, run: _Prepared) -> bool:
 
 
 def _claim_prepared_together(conn, runs: list[_Prepared]) -> set[int]:
-    """`_claim_prepared` for posts due at the same instant, in one UPDATE (a burst of a thousand
-    posts claims in a few statements instead of a thousand). The same conditional move as
-    `transition()`: scheduled -> publishing, only where the post is still scheduled for exactly
-    that time under the run's own lease. Lease owners are unique per run, so `id IN` and
-    `lease_owner IN` match pairwise. Returns the ids this call moved."""
-    if Status.PUBLISHING not in ALLOWED[Status.SCHEDULED]:
-        raise IllegalTransition("scheduled -> publishing is not allowed")
-    p = runs[0].rt.tables.posts
-    ids, owners = [r.post_id for r in runs], [r.owner for r in runs]
+    """`_claim_prepared` for posts due at the same instant, in one UPDATE: still scheduled for
+    exactly that time under each run's own lease."""
     now = utcnow()
-    moved = conn.execute(update(p).where(
-        p.c.id.in_(ids), p.c.status == Status.SCHEDULED.value, p.c.scheduled_at == runs[0].expected,
-        p.c.lease_owner.in_(owners),
-    ).values(status=Status.PUBLISHING.value, updated_at=now, next_attempt_at=None,
-             lease_until=now + timedelta(seconds=lease_seconds()))).rowcount
-    if moved == 0:
-        return set()
-    if moved == len(runs):
-        return set(ids)
-    return set(conn.execute(select(p.c.id).where(p.c.id.in_(ids), p.c.status == Status.PUBLISHING.value,
-                                                 p.c.lease_owner.in_(owners))).scalars().all())
+    return transition_many(conn, runs[0].rt.tables, [(r.post_id, r.owner) for r in runs], Status.SCHEDULED,
+                           Status.PUBLISHING, where={"scheduled_at": runs[0].expected}, next_attempt_at=None,
+                           lease_until=now + timedelta(seconds=lease_seconds()))
 
 
 def _first(run: _Prepared, pool) -> None:
@@ -857,7 +842,7 @@ class _Driver:
                         f"Waiting for {client.display_name}'s daily limit to free a slot at {fmt(wait)} UTC."))
             # The token is refreshed when the row says it is due; a refusal of the platform
             # (TokenExpired below) forces a refresh whatever the row says.
-            if oauth._due_for_refresh(self.account, oauth.REFRESH_EARLY):
+            if oauth.due_for_refresh(self.account, oauth.REFRESH_EARLY):
                 try:
                     self.account = oauth.refresh_account(self.rt, self.account["id"])
                 except Reauthorize as exc:

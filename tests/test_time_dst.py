@@ -7,7 +7,7 @@ the same UTC instant.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -76,6 +76,11 @@ def test_schedule_and_reschedule_store_and_arm_the_utc_instant(ny_client, rt, re
     monkeypatch.setattr(post_service, "utcnow", lambda: datetime(2026, 1, 1))
     account = add_account(rt, USER, "tiktok")
     video = add_video(rt, USER)
+    from rq.job import Job
+
+    from bridge.services.scheduler import prearm_seconds
+    from bridge.timefmt import iso_z
+
     registry = ScheduledJobRegistry("publish", connection=redis_client)
     p = rt.tables.posts
     for raw, utc in CASES:
@@ -88,7 +93,9 @@ def test_schedule_and_reschedule_store_and_arm_the_utc_instant(ny_client, rt, re
             stored = conn.execute(select(p.c.scheduled_at).where(p.c.id == post["id"])).scalar()
         assert stored == datetime.strptime(utc, "%Y-%m-%d %H:%M:%S"), raw
         armed = registry.get_scheduled_time(f"wake-{post['id']}")
-        assert armed.replace(tzinfo=None) == stored, raw
+        # the wake-up runs AURAREELS_PREARM_SECONDS early and carries the instant it is for
+        assert armed.replace(tzinfo=None) == stored - timedelta(seconds=prearm_seconds()), raw
+        assert Job.fetch(f"wake-{post['id']}", connection=redis_client).args[1] == iso_z(stored), raw
         # moving it to the same wall time again gives the same instant
         moved = ny_client.patch(f"{P}/posts/{post['id']}/reschedule", headers=auth(USER), json={"scheduled_at": raw})
         assert moved.status_code == 200 and moved.get_json()["post"]["scheduled_at"] == utc, raw

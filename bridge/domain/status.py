@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from typing import Iterable
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from bridge.store.db import utcnow
@@ -68,3 +68,29 @@ def transition(conn: Connection, tables: Tables, post_id: int, from_: Status | I
     for column, value in (where or {}).items():
         statement = statement.where(t.c[column] == value)
     return conn.execute(statement).rowcount == 1
+
+
+def transition_many(conn: Connection, tables: Tables, pairs: Iterable[tuple[int, str]], from_: Status, to: Status,
+                    *, where: dict | None = None, **values) -> set[int]:
+    """`transition` for many posts in one UPDATE (a burst of a thousand pre-armed posts claims in a
+    few statements instead of a thousand). `pairs` are (post id, lease owner): each post moves only
+    under its own owner (owners are unique per run, so `id IN` and `lease_owner IN` match
+    pairwise). Returns the ids this call moved."""
+    if to not in ALLOWED[Status(from_)]:
+        raise IllegalTransition(f"{Status(from_).value} -> {to.value} is not allowed")
+    pairs = list(pairs)
+    if not pairs:
+        return set()
+    t = tables.posts
+    ids, owners = [i for i, _ in pairs], [o for _, o in pairs]
+    statement = (update(t).where(t.c.id.in_(ids), t.c.status == Status(from_).value, t.c.lease_owner.in_(owners))
+                 .values(status=to.value, updated_at=utcnow(), **values))
+    for column, value in (where or {}).items():
+        statement = statement.where(t.c[column] == value)
+    moved = conn.execute(statement).rowcount
+    if moved == 0:
+        return set()
+    if moved == len(ids):
+        return set(ids)
+    return set(conn.execute(select(t.c.id).where(t.c.id.in_(ids), t.c.status == to.value,
+                                                 t.c.lease_owner.in_(owners))).scalars().all())

@@ -196,7 +196,7 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
             if row is None:
                 raise NotFound("This account was not found.", code="account_not_found")
             expires = row["token_expires_at"]
-            if not force and not _due_for_refresh(row, early):
+            if not force and not due_for_refresh(row, early):
                 return row
             client = get_client(rt.settings, row["platform"])
             refresh_token = rt.vault.decrypt_optional(row["refresh_token"])
@@ -266,7 +266,7 @@ REFRESH_FLOOR = timedelta(minutes=10)
 REFRESH_SPACING = timedelta(minutes=30)
 
 
-def _due_for_refresh(row, early: timedelta) -> bool:
+def due_for_refresh(row, early: timedelta) -> bool:
     """Refresh when the token expires within `early`, but not again within REFRESH_SPACING of the
     last refresh (platforms whose tokens live 2 h would otherwise refresh before every step), and
     always when it expires within REFRESH_FLOOR. A token without expiry is not refreshed on a timer."""
