@@ -311,16 +311,21 @@ def worker(engine_database_url, engine_sandbox):
     process.stop()
 
 
+def reset_fast(sandbox) -> None:
+    """Reset the sandbox, with every platform finishing its processing and moderation at once."""
+    sandbox.reset()
+    for emulator in sandbox.emulators.values():
+        fast = {k: 0 for k in emulator.config if k.endswith(("processing_seconds", "moderation_seconds"))}
+        if fast:
+            emulator.configure(**fast)
+
+
 @pytest.fixture
 def engine_rt(engine_settings, worker, engine_sandbox) -> Runtime:
     """A runtime on the engine database with a running worker and a reset sandbox whose platforms
     finish processing at once; rows emptied before each test."""
     sandbox, _ = engine_sandbox
-    sandbox.reset()
-    for name, emulator in sandbox.emulators.items():
-        fast = {k: 0 for k in emulator.config if k.endswith(("processing_seconds", "moderation_seconds"))}
-        if fast:
-            emulator.configure(**fast)
+    reset_fast(sandbox)
     runtime = Runtime.from_settings(engine_settings)
     t = runtime.tables
     with runtime.engine.begin() as conn:

@@ -71,11 +71,7 @@ def world(prearm_database, engine_sandbox):
     env = {**conftest.engine_env(prearm_database, engine_sandbox), "AURAREELS_REDIS_URL": redis_url,
            "AURAREELS_PREARM_SECONDS": str(PREARM)}
     sandbox, _ = engine_sandbox
-    sandbox.reset()
-    for emulator in sandbox.emulators.values():
-        fast = {k: 0 for k in ("processing_seconds", "moderation_seconds") if k in emulator.config}
-        if fast:
-            emulator.configure(**fast)
+    conftest.reset_fast(sandbox)
     rt = Runtime.from_settings(Settings.from_env(env))
     t = rt.tables
     with rt.engine.begin() as conn:

@@ -39,11 +39,7 @@ def isolated(fresh_database, engine_sandbox):
     redis_lib.Redis.from_url(redis_url).flushdb()
     env = {**conftest.engine_env(url, engine_sandbox), "AURAREELS_REDIS_URL": redis_url}
     sandbox, _ = engine_sandbox
-    sandbox.reset()
-    for emulator in sandbox.emulators.values():
-        fast = {k: 0 for k in ("processing_seconds", "moderation_seconds") if k in emulator.config}
-        if fast:
-            emulator.configure(**fast)
+    conftest.reset_fast(sandbox)
     rt = Runtime.from_settings(Settings.from_env(env))
     workers: list[WorkerProcess] = []
     yield env, rt, workers
