@@ -41,6 +41,29 @@ LOCK_KEY = "bench:running"
 VIDEO_URL = "https://media.sandbox.aurareels.test/videos/clip.mp4?size=3000000&duration=20"
 
 
+def add_run_options(parser, *, posts: int, latency: float, concurrency: int, timeout: float, timeout_help: str) -> None:
+    """The options (a) and (b) share: load, workers, sandbox latency, pre-arm, profiling."""
+    parser.add_argument("--posts", type=int, default=posts)
+    parser.add_argument("--latency", type=float, default=latency, help="seconds the sandbox holds every answer")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=concurrency, help="jobs at once per worker (1: forking RQ)")
+    parser.add_argument("--lead", type=float, default=None, help="seconds between set-up and the due time")
+    parser.add_argument("--platform-cap", type=int, default=None,
+                        help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
+    parser.add_argument("--prearm", type=float, default=None, metavar="SECONDS",
+                        help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 60)")
+    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="first wait up to this long for the machine to be mostly idle")
+    parser.add_argument("--profile", metavar="PROFILER",
+                        help="sample the workers with this sampling profiler binary (see bench.common.start_profilers)")
+    parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+
+
+def apply_prearm(args) -> None:
+    if args.prearm is not None:
+        os.environ["AURAREELS_PREARM_SECONDS"] = f"{args.prearm:g}"
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 

@@ -11,10 +11,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from bench.common import due_run, noop_run, report_cpu, say
+from bench.common import add_run_options, apply_prearm, due_run, noop_run, report_cpu, say
 
 TARGET_SECONDS = 60.0
 
@@ -57,24 +56,11 @@ def run_c(args, label: str, concurrency: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=("b", "c"), help="run only (b) or only (c)")
-    parser.add_argument("--posts", type=int, default=10_000)
-    parser.add_argument("--latency", type=float, default=0.25, help="seconds the sandbox holds every answer")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--concurrency", type=int, default=150, help="jobs at once per worker (1: forking RQ)")
+    add_run_options(parser, posts=10_000, latency=0.25, concurrency=150, timeout=300.0,
+                    timeout_help="give up after this many seconds")
     parser.add_argument("--noop-jobs", type=int, default=10_000)
-    parser.add_argument("--lead", type=float, default=None, help="seconds between set-up and the due time")
-    parser.add_argument("--platform-cap", type=int, default=None,
-                        help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
-    parser.add_argument("--prearm", type=float, default=None, metavar="SECONDS",
-                        help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 60)")
-    parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
-                        help="first wait up to this long for the machine to be mostly idle")
-    parser.add_argument("--profile", metavar="PROFILER",
-                        help="sample the workers with this sampling profiler binary (see bench.common.start_profilers)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
-    if args.prearm is not None:
-        os.environ["AURAREELS_PREARM_SECONDS"] = f"{args.prearm:g}"
+    apply_prearm(args)
     say(f"command: python -m bench.throughput {' '.join(sys.argv[1:] if argv is None else argv)}")
 
     b = run_b(args) if args.only != "c" else None

@@ -66,11 +66,12 @@ def keep_working(rt, run, *, max_wait: float = 30.0, sleep=None) -> int:
     """Run the worker; when Redis goes away under it (a restart, a failover, a dropped connection),
     wait for Redis to answer again and start over instead of exiting. Nothing is lost meanwhile:
     MySQL holds every post, and the sweeper re-enqueues what Redis forgot."""
-    import os
-    import socket
     import time
 
     import redis
+    from rq import Worker
+
+    from bridge.worker import worker_name
 
     sleep = sleep or time.sleep
     while True:
@@ -89,7 +90,7 @@ def keep_working(rt, run, *, max_wait: float = 30.0, sleep=None) -> int:
                 log.warning("Redis is still unreachable; next try in %.0f s", wait)
         # This process's worker record, if Redis kept it, is stale: RQ refuses to register a
         # worker whose name is still alive.
-        rt.redis.delete(f"rq:worker:{socket.gethostname()}.{os.getpid()}")
+        rt.redis.delete(Worker.redis_worker_namespace_prefix + worker_name())
         log.info("Redis answers again; the worker starts over")
 
 

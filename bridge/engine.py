@@ -715,6 +715,8 @@ class _Driver:
         self.prepared = False
         self._last_progress = 0.0
         self._ref = None  # (account row, AccountRef): tokens decrypted once per row
+        self.client = None  # the platform client, once the post is loaded
+        self.quota_recheck = False  # prepared early with little daily room: count again at the instant
 
     # --- storage under the lease
     def _owned(self):
@@ -834,7 +836,7 @@ class _Driver:
         for _ in range(MAX_STEPS_PER_RUN):
             checkpoint = metadata.get("checkpoint") or {}
             if not checkpoint and not metadata.get("reconcile_first"):
-                trusted = self.quota_checked and not getattr(self, "quota_recheck", False)
+                trusted = self.quota_checked and not self.quota_recheck
                 wait = self.quota_wait if trusted else self._quota_wait(post)
                 self.quota_checked = False
                 if wait is not None:
@@ -992,7 +994,7 @@ class _Driver:
 
     def _transient(self, exc: PlatformError, metadata: dict) -> str:
         attempts = int(metadata.get("transient_attempts", 0)) + 1
-        client = getattr(self, "client", None)
+        client = self.client
         if attempts > len(TRANSIENT_DELAYS) and client is not None and (
                 metadata.get("reconcile_first") or client.may_be_live(metadata.get("checkpoint"))):
             # the publishing call took effect: the post may be live, so it is not "failed"

@@ -12,6 +12,7 @@ import base64
 import binascii
 
 from flask import Flask
+from werkzeug.datastructures import EnvironHeaders
 
 from bridge.auth import AuthError, check_internal_key, internal_key_from_headers
 from bridge.config import Settings
@@ -29,16 +30,6 @@ def _basic_password(authorization: str | None) -> str | None:
         return None
     _, sep, password = decoded.partition(":")
     return password if sep else None
-
-
-class _Headers:
-    """Case-insensitive header lookup over a WSGI environ (what `internal_key_from_headers` reads)."""
-
-    def __init__(self, environ):
-        self.environ = environ
-
-    def get(self, name, default=None):
-        return self.environ.get("HTTP_" + name.upper().replace("-", "_"), default)
 
 
 def _dashboard(settings: Settings) -> Flask:
@@ -66,7 +57,7 @@ class OperatorGate:
         path = environ.get("PATH_INFO", "")
         if path != self.mount and not path.startswith(self.mount + "/"):
             return self.wsgi_app(environ, start_response)
-        headers = _Headers(environ)
+        headers = EnvironHeaders(environ)
         presented = internal_key_from_headers(headers) or _basic_password(headers.get("Authorization"))
         with self.flask_app.app_context():
             try:

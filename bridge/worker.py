@@ -374,6 +374,11 @@ def _fresh_pool_in_child() -> None:
         rt.engine.dispose(close=False)
 
 
+def worker_name() -> str:
+    """This process's worker name in RQ and in its heartbeat key."""
+    return f"{socket.gethostname()}.{os.getpid()}"
+
+
 def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, concurrency: int = 1) -> int:
     global _fork_hook_installed
     from bridge import jobs
@@ -384,7 +389,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, conc
         os.register_at_fork(after_in_child=_fresh_pool_in_child)
         _fork_hook_installed = True
     embedded = embedded or rt.redis_is_embedded
-    name = f"{socket.gethostname()}.{os.getpid()}"
+    name = worker_name()
     if concurrency > 1:
         from bridge.engine import dispatcher
 

@@ -106,13 +106,18 @@ def fresh_database():
             conn.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
 
 
-@pytest.fixture(scope="session")
-def database_url(fresh_database) -> str:
+def migrated_database(fresh_database) -> str:
+    """A new database with the bridge's tables, as its SQLAlchemy URL."""
     url = mysql_url(fresh_database())
     engine = make_engine(url)
     migrate(engine, "wp_")
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def database_url(fresh_database) -> str:
+    return migrated_database(fresh_database)
 
 
 def base_env(**overrides) -> dict[str, str]:
@@ -199,8 +204,9 @@ def random_token(prefix: str) -> str:
 class WorkerProcess:
     """A real `aurareels-bridge worker` process on the test database and Redis."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], *args: str):
         self.env = env
+        self.args = args  # extra `worker` options, e.g. "--concurrency", "4"
         self.proc = None
 
     def start(self):
@@ -210,7 +216,7 @@ class WorkerProcess:
         full_env = dict(os.environ)
         full_env.update(self.env)
         self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log"), "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "worker"], env=full_env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "worker", *self.args], env=full_env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
@@ -268,11 +274,7 @@ ENGINE_REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/12"
 @pytest.fixture(scope="session")
 def engine_database_url(fresh_database) -> str:
     """A database of its own for tests that run real workers, so they never race the API tests."""
-    url = mysql_url(fresh_database())
-    engine = make_engine(url)
-    migrate(engine, "wp_")
-    engine.dispose()
-    return url
+    return migrated_database(fresh_database)
 
 
 @pytest.fixture(scope="session")

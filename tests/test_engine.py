@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import timedelta
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 

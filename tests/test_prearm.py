@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import calendar
 import json
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -21,10 +19,9 @@ from sqlalchemy import event, select
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.runtime import Runtime
-from bridge.store.db import make_engine, utcnow
-from bridge.store.migrate import migrate
+from bridge.store.db import utcnow
 from tests import conftest
-from tests.conftest import WorkerProcess, auth, mysql_url, wait_for
+from tests.conftest import WorkerProcess, auth, wait_for
 from tests.factories import add_video
 from tests.test_engine import connect
 
@@ -33,32 +30,14 @@ USER = 961
 PREARM = 8  # seconds early the wake-ups run in these tests
 
 
-class ThreadedWorkerProcess(WorkerProcess):
+def ThreadedWorkerProcess(env: dict[str, str], concurrency: int = 4) -> WorkerProcess:  # noqa: N802
     """`aurareels-bridge worker --concurrency N`: the worker that hosts pre-armed posts."""
-
-    def __init__(self, env: dict[str, str], concurrency: int = 4):
-        super().__init__(env)
-        self.concurrency = concurrency
-
-    def start(self):
-        import os
-
-        full_env = dict(os.environ)
-        full_env.update(self.env)
-        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"aurareels-worker-{os.getpid()}.log"), "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bridge.cli", "worker", "--concurrency",
-                                      str(self.concurrency)], env=full_env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        return self
+    return WorkerProcess(env, "--concurrency", str(concurrency))
 
 
 @pytest.fixture(scope="module")
 def prearm_database(fresh_database):
-    url = mysql_url(fresh_database())
-    engine = make_engine(url)
-    migrate(engine, "wp_")
-    engine.dispose()
-    return url
+    return conftest.migrated_database(fresh_database)
 
 
 @pytest.fixture
@@ -222,7 +201,6 @@ def test_only_steps_with_an_effect_write_in_flight(world):
     env, rt, sandbox, workers = world
     account = connect(rt, "tiktok", USER)
     api = create_app(runtime=rt).test_client()
-    before = len(sandbox.requests("tiktok"))
     when = (utcnow() + timedelta(seconds=2)).replace(microsecond=0)
     answer = api.post(f"{P}/schedule", headers=auth(USER), json={
         "video_job_id": add_video(rt, USER), "accounts": [account], "caption": "in flight",

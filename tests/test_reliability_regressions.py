@@ -16,10 +16,9 @@ from sqlalchemy import select
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.runtime import Runtime
-from bridge.store.db import make_engine, utcnow
-from bridge.store.migrate import migrate
+from bridge.store.db import utcnow
 from tests import conftest
-from tests.conftest import WorkerProcess, auth, mysql_url, wait_for
+from tests.conftest import WorkerProcess, auth, wait_for
 from tests.factories import add_video
 from tests.reliability.harness import descendants
 from tests.test_engine import connect
@@ -31,10 +30,7 @@ USER = 951
 @pytest.fixture
 def isolated(fresh_database, engine_sandbox):
     """A database and a Redis database of their own, so the workers of this test are the only ones."""
-    url = mysql_url(fresh_database())
-    engine = make_engine(url)
-    migrate(engine, "wp_")
-    engine.dispose()
+    url = conftest.migrated_database(fresh_database)
     redis_url = conftest.REDIS_URL.rsplit("/", 1)[0] + "/9"
     redis_lib.Redis.from_url(redis_url).flushdb()
     env = {**conftest.engine_env(url, engine_sandbox), "AURAREELS_REDIS_URL": redis_url}
@@ -410,6 +406,7 @@ def test_a_job_started_by_a_worker_that_stopped_beating_is_not_live(rt):
     from rq.job import JobStatus
 
     from bridge.services import sweeper
+    from bridge.worker import HEARTBEAT_PREFIX
 
     job = Queue("publish", connection=rt.redis).enqueue("bridge.jobs.noop", job_id="publish-777")
     rt.redis.lrem("rq:queue:publish", 0, job.id)
@@ -417,7 +414,7 @@ def test_a_job_started_by_a_worker_that_stopped_beating_is_not_live(rt):
     job.started_at = job.last_heartbeat = datetime.now(timezone.utc)
     job.set_status(JobStatus.STARTED)
     job.save()
-    rt.redis.set(sweeper.WORKER_HEARTBEAT_PREFIX + "host.4242", "1", ex=30)
+    rt.redis.set(HEARTBEAT_PREFIX + "host.4242", "1", ex=30)
     assert sweeper.job_live(rt, job.id)
-    rt.redis.delete(sweeper.WORKER_HEARTBEAT_PREFIX + "host.4242")  # the worker is gone
+    rt.redis.delete(HEARTBEAT_PREFIX + "host.4242")  # the worker is gone
     assert not sweeper.job_live(rt, job.id)

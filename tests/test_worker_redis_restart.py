@@ -10,9 +10,7 @@ import pytest
 import redis as redis_lib
 
 from bridge.cli import keep_working
-from bridge.store.db import make_engine
-from bridge.store.migrate import migrate
-from tests.conftest import WorkerProcess, mysql_url, wait_for, worker_env
+from tests.conftest import WorkerProcess, migrated_database, wait_for, worker_env
 
 
 def _free_port() -> int:
@@ -53,11 +51,7 @@ def _beating(client) -> bool:
 
 @pytest.fixture
 def own_database(fresh_database):
-    url = mysql_url(fresh_database())
-    engine = make_engine(url)
-    migrate(engine, "wp_")
-    engine.dispose()
-    return url
+    return migrated_database(fresh_database)
 
 
 def test_worker_waits_for_redis_and_starts_over(own_database):

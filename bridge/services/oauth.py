@@ -224,7 +224,7 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
             # A rotated refresh token is stored with its access token, in this transaction.
             if tokens.refresh_token:
                 values["refresh_token"] = rt.vault.encrypt(tokens.refresh_token)
-            pending.update(values=values, platform=row["platform"])
+            pending.update(values)
             conn.execute(update(t).where(t.c.id == account_id).values(**values))
             _count_refresh(rt, row["platform"])
             return conn.execute(select(t).where(t.c.id == account_id)).mappings().first()
@@ -234,18 +234,17 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
         # The platform answered (and may have rotated the refresh token, spending the old one) but
         # the database went away before the new tokens were stored: keep them in hand and store
         # them as soon as it is back, or the account would need reconnecting.
-        return _store_refreshed_tokens(rt, account_id, pending["values"])
+        return _store_refreshed_tokens(rt, account_id, pending)
 
 
 STORE_RETRY_SECONDS = 120.0
 
 
-def _store_refreshed_tokens(rt: Runtime, account_id: int, values: dict, *, sleep=None, clock=None):
+def _store_refreshed_tokens(rt: Runtime, account_id: int, values: dict):
     import time
 
-    sleep, clock = sleep or time.sleep, clock or time.monotonic
     t = rt.tables.accounts
-    deadline, wait = clock() + STORE_RETRY_SECONDS, 0.5
+    deadline, wait = time.monotonic() + STORE_RETRY_SECONDS, 0.5
     while True:
         try:
             with rt.engine.begin() as conn:
@@ -254,11 +253,11 @@ def _store_refreshed_tokens(rt: Runtime, account_id: int, values: dict, *, sleep
             log.warning("refreshed tokens stored after the database came back", extra={"account_id": account_id})
             return row
         except OperationalError:
-            if clock() >= deadline:
+            if time.monotonic() >= deadline:
                 log.error("refreshed tokens could not be stored: the database stayed unreachable",
                           extra={"account_id": account_id})
                 raise
-            sleep(wait)
+            time.sleep(wait)
             wait = min(wait * 2, 10.0)
 
 

@@ -67,7 +67,6 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
 
 
 STARTED_FRESH = timedelta(seconds=90)
-WORKER_HEARTBEAT_PREFIX = "bridge:worker:"  # each worker's heartbeat (bridge.worker), 30 s TTL
 
 
 def job_live(rt: Runtime, job_id: str, *, started_counts: bool = True) -> bool:
@@ -83,7 +82,9 @@ def job_live(rt: Runtime, job_id: str, *, started_counts: bool = True) -> bool:
     if status == JobStatus.QUEUED:
         return rt.redis.lpos(f"rq:queue:{job.origin}", job_id) is not None
     if started_counts and status == JobStatus.STARTED:
-        if job.worker_name and not rt.redis.exists(WORKER_HEARTBEAT_PREFIX + job.worker_name):
+        from bridge.worker import HEARTBEAT_PREFIX
+
+        if job.worker_name and not rt.redis.exists(HEARTBEAT_PREFIX + job.worker_name):
             return False  # its worker stopped beating (killed): nobody runs it any more
         beat = job.last_heartbeat or job.started_at
         if beat is not None:

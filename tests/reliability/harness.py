@@ -44,7 +44,7 @@ from bridge.runtime import Runtime
 from bridge.sandbox.core import Fault, host_map_for, start_server
 from bridge.store.db import make_engine
 from bridge.store.migrate import migrate
-from tests.conftest import INTERNAL_KEY, JWT_SECRET, VAULT_KEY, WP_URL, make_jwt
+from tests.conftest import base_env, make_jwt
 from tests.platforms.oauth_driver import consent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -404,17 +404,9 @@ class Storm:
 
     # ------------------------------------------------------------------------------ setup
     def env(self) -> dict[str, str]:
-        env = {
+        env = base_env(**{
             "AURAREELS_DATABASE_URL": self.database_url,
-            "AURAREELS_TABLE_PREFIX": "wp_",
             "AURAREELS_REDIS_URL": self.redis.url(8),
-            "AURAREELS_SOCIAL_ENCRYPTION_KEY": VAULT_KEY,
-            "JWT_AUTH_SECRET_KEY": JWT_SECRET,
-            "AURAREELS_WP_URL": WP_URL,
-            "N8N_API_KEY": INTERNAL_KEY,
-            "AURAREELS_PUBLIC_URL": "http://127.0.0.1:8080",
-            "AURAREELS_FRONTEND_URL": "http://frontend.example",
-            "AURAREELS_SANDBOX": "1",
             "AURAREELS_TIMEZONE": self.plan.timezone,
             "AURAREELS_HOST_MAP": json.dumps(host_map_for(self.sandbox_url, self.sandbox)),
             "AURAREELS_HTTP_TIMEOUT": str(self.plan.http_timeout),
@@ -422,7 +414,7 @@ class Storm:
             "AURAREELS_LEASE_SECONDS": str(self.plan.lease_seconds),
             "AURAREELS_RETRY_DELAYS": self.plan.retry_delays,
             "PYTHONUNBUFFERED": "1",
-        }
+        })
         for name in PLATFORMS:
             env[f"AURAREELS_QUOTA_{name.upper()}"] = "100000"
         env.update(self.plan.extra_env)
