@@ -204,21 +204,27 @@ def test_two_first_connections_at_once_do_not_deadlock(rt):
         assert conn.execute(select(a.c.id)).all().__len__() == 2
 
 
-def test_callback_redirects_the_browser_even_when_storing_the_account_fails(client, rt, monkeypatch):
+def test_callback_redirects_the_browser_even_when_storing_the_account_fails(client, rt):
     from urllib.parse import parse_qs, urlsplit
 
+    from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
 
-    import bridge.services.oauth as oauth
     from tests.test_security import _consent, _params, _start
 
-    def deadlock(*args, **kwargs):
-        raise OperationalError("INSERT", {}, Exception("(1213, 'Deadlock found when trying to get lock')"))
+    def deadlock(conn, cursor, statement, parameters, context, executemany):
+        # every write of the account row fails, as under a deadlock storm that outlasts the retries
+        if statement.lstrip().upper().startswith(("INSERT INTO WP_AURAREELS_SOCIAL_ACCOUNTS",
+                                                  "UPDATE WP_AURAREELS_SOCIAL_ACCOUNTS")):
+            raise OperationalError(statement, parameters, Exception("(1213, 'Deadlock found when trying to get lock')"))
 
     start = _start(client, "tiktok", USER)
     params = _params(_consent(client, start["auth_url"]))
-    monkeypatch.setattr(oauth, "upsert_account", deadlock)
-    response = client.get(f"{P}/callback/tiktok", query_string=params)
+    event.listen(rt.engine, "before_cursor_execute", deadlock)
+    try:
+        response = client.get(f"{P}/callback/tiktok", query_string=params)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", deadlock)
     assert response.status_code == 302, (response.status_code, response.get_data(as_text=True)[:200])
     target = urlsplit(response.headers["Location"])
     assert target.path == "/dashboard/social-accounts" and parse_qs(target.query)["status"] == ["error"]
