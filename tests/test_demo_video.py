@@ -10,11 +10,13 @@ import pytest
 from bridge.platforms.base import PostContent
 from bridge.platforms.media import MediaSource, mp4_duration
 from bridge.platforms.registry import get_client
-from bridge.sandbox.core import Sandbox
-from bridge.sandbox.demo_video import DEMO_DURATION, HEIGHT, WIDTH, demo_mp4, demo_url
+from bridge.platforms.media import SANDBOX_MEDIA_HOST
+from bridge.sandbox.core import Sandbox, start_server
+from bridge.sandbox.demo_video import DEMO_DURATION, DEMO_PATH, HEIGHT, WIDTH, demo_mp4, demo_url
 from bridge.sandbox.linkedin import LinkedInEmulator
 from bridge.sandbox.meta import media_problem
 from bridge.services.demo import DEMO_JOB_ID, DEMO_USER_ID, seed_demo_video
+from tests.test_browser import browser  # noqa: F401  (the headless Chromium fixture)
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None) -> dict[bytes, tuple[int, int]]:
@@ -108,3 +110,25 @@ def test_seeding_creates_the_demo_job_of_user_1_once(rt):
     with rt.engine.connect() as conn:
         rows = conn.execute(videos.select().where(videos.c.job_id == "demo")).mappings().all()
     assert [(r["wp_user_id"], r["mp4_url"]) for r in rows] == [(DEMO_USER_ID, demo_url())]
+
+
+def test_chromium_plays_it_frame_by_frame(browser):  # noqa: F811
+    """A real video, not a header: the browser decodes it, five seconds of 90x160, and the frame
+    at 2.6 s (the sixth) shows the background colour it was drawn with."""
+    server, _, base = start_server(sandbox=Sandbox())
+    try:
+        browser.get(f"{base}/{SANDBOX_MEDIA_HOST}{DEMO_PATH}")  # the browser's own player page
+        facts = browser.execute_async_script("""
+            const done = arguments[0], video = document.querySelector('video');
+            const grab = () => { video.onseeked = () => setTimeout(() => {
+                const canvas = document.createElement('canvas'); canvas.width = 90; canvas.height = 160;
+                const ctx = canvas.getContext('2d'); ctx.drawImage(video, 0, 0);
+                done([video.duration, video.videoWidth, video.videoHeight, Array.from(ctx.getImageData(5, 5, 1, 1).data)]);
+              }, 200); video.currentTime = 2.6; };
+            if (video.readyState >= 1) grab(); else video.onloadedmetadata = grab;
+            setTimeout(() => done(['timeout', video.readyState, video.error && video.error.message]), 15000);""")
+    finally:
+        server.shutdown()
+    duration, width, height, pixel = facts
+    assert (duration, width, height) == (5, 90, 160), facts
+    assert all(abs(got - want) <= 4 for got, want in zip(pixel[:3], (110, 30, 130))), pixel

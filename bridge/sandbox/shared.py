@@ -21,6 +21,7 @@ the bridge's `/_sandbox/` mount; `register`/`Registration` are the serving side.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -246,7 +247,16 @@ def _after_fork() -> None:
     _worlds_lock = threading.Lock()  # a lock held by another thread at fork time stays held in the child
 
 
+def _at_exit() -> None:
+    """A process that ends normally (a recycled gunicorn worker) drops its registration at once,
+    so the others find or start another server without waiting for it to expire."""
+    for (pid, _), world in list(_worlds.items()):
+        if pid == os.getpid():
+            world.close()
+
+
 os.register_at_fork(after_in_child=_after_fork)
+atexit.register(_at_exit)
 
 
 def warm_up(settings: Settings) -> None:
