@@ -68,7 +68,7 @@ def walkthrough(base_url: str, token: str) -> str:
   AT=$({in_a_minute})
   curl -s -X POST {auth} {body} -d '{{"video_job_id": "demo", "accounts": ['$ACCOUNT'], "caption": "A minute later", "scheduled_at": "'$AT'"}}' $BRIDGE/schedule
 
-  # 4. List the posts: each says "published", with its TikTok URL, once TikTok has processed it (about 30 s)
+  # 4. List the posts: each says "published", with its TikTok URL, once TikTok has processed it (within a minute)
   curl -s {auth} $BRIDGE/posts
 
   # 5. What TikTok itself published (the sandbox's own record)
