@@ -152,3 +152,14 @@ def test_scripts_up_in_a_clean_folder_then_the_printed_walk_through_reaches_a_pu
 
     video = httpx.get(output.rsplit("The demo video plays at ", 1)[1].split()[0], timeout=10)
     assert video.headers["content-type"] == "video/mp4" and video.content == demo_mp4()
+
+
+def test_the_readme_quick_start_shows_the_same_walk_through():
+    from bridge.services.demo import walkthrough
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Quick start", 1)[1].split("```sh\nBRIDGE=", 1)[1].split("```", 1)[0]
+    shown = ["BRIDGE=" + block.splitlines()[0]] + [line for line in block.splitlines()[1:] if line.strip()]
+    printed = [line.strip() for line in walkthrough("http://127.0.0.1:8080", "<the demo token up printed>").splitlines()
+               if line.startswith("  ") and line.strip()]
+    assert shown == printed
