@@ -110,6 +110,32 @@ def test_a_lost_registration_stops_this_server(registry, worlds, monkeypatch):
     assert first.target() == "http://127.0.0.1:1"
 
 
+def test_after_redis_forgets_the_registration_the_world_stays_one(registry, worlds, monkeypatch):
+    monkeypatch.setattr(shared, "BEAT", 0.05)
+    monkeypatch.setattr(shared, "RECHECK", 0)
+    owner, other = worlds(), worlds()
+    owner.target()
+    url = other.target()
+    beats = CountingRedis(owner._registration.client)
+    owner._registration.client = beats
+    registry.flushdb()  # a Redis restart or FLUSHALL
+    assert other.target() == url and not other.serving  # written back, not a second world
+    seen = beats.calls
+    wait_for(lambda: beats.calls >= seen + 3, timeout=10)  # the owner's heartbeat ran on it
+    assert owner.serving and json.loads(registry.get(REGISTRY_KEY))["url"] == url
+
+
+class CountingRedis:
+    """A Redis client that counts the scripts run through it (the heartbeat's)."""
+
+    def __init__(self, client):
+        self.client, self.calls = client, 0
+
+    def eval(self, *args):
+        self.calls += 1
+        return self.client.eval(*args)
+
+
 def test_the_configured_sandbox_url_wins_and_redis_is_not_asked(registry, worlds):
     server, sandbox, url = start_server()
     try:

@@ -46,11 +46,12 @@ BEAT = 5  # seconds between heartbeats
 RECHECK = 10  # seconds a process trusts the registration it read
 _MAX_BODY = 1 << 20  # browser-side requests (consent forms, control calls) are small
 
-# Keep the registration if it is ours, take it if nobody holds it; 0 when another server holds it.
+# Keep the registration while it names this server (whoever wrote it back after Redis lost it),
+# take it if nobody holds it; 0 when another server holds it.
 _KEEP = """
 local current = redis.call('GET', KEYS[1])
 if not current then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1 end
-if current == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1 end
+if cjson.decode(current)['url'] == ARGV[3] then redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0
 """
 # Drop the registration only if it still names this server (a stale one, or ours at shutdown).
@@ -69,6 +70,10 @@ def _redis(url: str) -> redis_lib.Redis:
     return redis_lib.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
 
+def _entry(url: str) -> str:
+    return json.dumps({"url": url, "by": f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"})
+
+
 def registered_url(client: redis_lib.Redis) -> str | None:
     """The URL of the sandbox server registered in this Redis, if any."""
     raw = client.get(REGISTRY_KEY)
@@ -80,7 +85,7 @@ class Registration:
 
     def __init__(self, client: redis_lib.Redis, url: str, on_lost=None):
         self.client, self.url, self.on_lost = client, url, on_lost
-        self.value = json.dumps({"url": url, "owner": f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"})
+        self.value = _entry(url)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -96,7 +101,7 @@ class Registration:
     def _beat(self) -> None:
         while not self._stop.wait(BEAT):
             try:
-                held = self.client.eval(_KEEP, 1, REGISTRY_KEY, self.value, TTL)
+                held = self.client.eval(_KEEP, 1, REGISTRY_KEY, self.value, TTL, self.url)
             except redis_lib.exceptions.RedisError as exc:
                 log.warning("could not renew the sandbox registration (%s); trying again", type(exc).__name__)
                 continue
@@ -130,6 +135,7 @@ class World:
         self._client = _redis(scope.redis_url) if scope.redis_url and not scope.sandbox_url else None
         self._cached: str | None = None
         self._cached_until = 0.0
+        self._known: str | None = None  # the last server this process used, kept past the cache
         self._server = None
         self._registration: Registration | None = None
 
@@ -153,6 +159,11 @@ class World:
                 return None
             try:
                 url = registered_url(self._client)
+                if url is None and self._known:
+                    # Redis lost the entry (a restart, a FLUSHALL) while the server may still run:
+                    # write it back rather than start a second, empty world beside it
+                    url = self._known if self._client.set(REGISTRY_KEY, _entry(self._known), nx=True, ex=TTL) \
+                        else registered_url(self._client)
                 if url is None:
                     url = self._serve()
             except redis_lib.exceptions.RedisError as exc:
@@ -160,6 +171,7 @@ class World:
                     return self._cached  # Redis is away for a moment: the server we knew still answers
                 raise SandboxUnavailable(f"the sandbox registry in Redis is unreachable ({type(exc).__name__})") from None
             self._cached, self._cached_until = url, time.monotonic() + RECHECK
+            self._known = url
             return url
 
     def forget(self, url: str) -> None:
@@ -168,6 +180,8 @@ class World:
         with self._lock:
             if self._cached == url:
                 self._cached, self._cached_until = None, 0.0
+            if self._known == url:
+                self._known = None
             if self._client is not None:
                 try:
                     self._client.eval(_DROP, 1, REGISTRY_KEY, url)
