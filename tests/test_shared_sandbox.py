@@ -83,7 +83,13 @@ def test_a_process_forked_from_a_bridge_process_never_serves(registry, worlds, m
 
 
 def test_a_platform_call_without_a_world_is_a_transient_failure(registry, monkeypatch):
+    from bridge.platforms import http
+
     monkeypatch.setattr(bridge, "STARTED_PID", -1)
+    # nothing this process learnt in earlier tests (worlds, transports, clients) may answer for it
+    monkeypatch.setattr(shared, "_worlds", {})
+    monkeypatch.setattr(shared, "_transports", {})
+    monkeypatch.setattr(http, "_shared", http._SharedClients())
     settings = Settings.from_env(base_env(AURAREELS_REDIS_URL=SHARED_REDIS.rsplit("/", 1)[0] + "/8",
                                           AURAREELS_DATABASE_URL="sqlite://"))
     redis_lib.Redis.from_url(settings.redis_url).delete(REGISTRY_KEY)
