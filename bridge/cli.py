@@ -147,7 +147,7 @@ def cmd_up(args) -> int:
     """All in one: migrate, the API in a thread, the worker in the main thread. In sandbox mode
     also the demo: a video job `demo` of user 1, a login for that user and a walk-through."""
     from bridge.app import create_app
-    from bridge.services.demo import demo_token, seed_demo_video, walkthrough
+    from bridge.services.demo import demo_token, walkthrough
     from bridge.store.migrate import migrate
     from bridge.worker import run_worker
 
@@ -157,7 +157,7 @@ def cmd_up(args) -> int:
     rt = _runtime(settings)
     migrate(rt.engine, settings.table_prefix)
     if settings.sandbox:
-        seed_demo_video(rt)
+        _seed_demo(rt)
     server.app = create_app(runtime=rt)
     threading.Thread(target=server.serve_forever, name="api", daemon=True).start()
     print(f"AuraReels Social Bridge is up at {url}", flush=True)
@@ -174,6 +174,22 @@ def cmd_up(args) -> int:
     finally:
         server.shutdown()
         _close_sandbox(settings)
+
+
+def _seed_demo(rt) -> bool:
+    """The demo video job; a database that refuses it (a site's own uploader table may ask for
+    more than the four columns the bridge knows) leaves `up` running without it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bridge.services.demo import seed_demo_video
+
+    try:
+        seed_demo_video(rt)
+        return True
+    except SQLAlchemyError as exc:
+        print(f"aurareels-bridge: the demo video job could not be created ({type(exc).__name__}); "
+              f"publish a video of your own instead", file=sys.stderr)
+        return False
 
 
 def cmd_sandbox(args) -> int:

@@ -76,3 +76,21 @@ def test_serve_and_up_put_their_own_port_in_oauth_redirects_unless_a_public_url_
     monkeypatch.setenv("AURAREELS_PUBLIC_URL", "https://site.example")
     assert _settings(served_at="http://127.0.0.1:9123").public_url == "https://site.example"
     assert _local_url("::1", 80) == "http://[::1]:80" and _local_url("127.0.0.2", 81) == "http://127.0.0.2:81"
+
+
+def test_a_uploader_table_that_refuses_the_demo_job_leaves_up_running(tmp_path, capsys):
+    from sqlalchemy import text
+
+    from bridge.cli import _seed_demo
+    from bridge.config import Settings
+
+    settings = Settings.from_env(base_env(AURAREELS_DATABASE_URL=f"sqlite:///{tmp_path / 'site.sqlite3'}"))
+    rt = Runtime.from_settings(settings)
+    with rt.engine.begin() as conn:  # a site's own uploader table, with a column the bridge does not know
+        conn.execute(text("CREATE TABLE wp_chavetas_video_uploader (id INTEGER PRIMARY KEY, job_id TEXT NOT NULL,"
+                          " wp_user_id INTEGER NOT NULL, mp4_url TEXT, thumbnail_url TEXT, status TEXT NOT NULL)"))
+    assert _seed_demo(rt) is False
+    assert "the demo video job could not be created" in capsys.readouterr().err
+    with rt.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE wp_chavetas_video_uploader DROP COLUMN status"))
+    assert _seed_demo(rt) is True
