@@ -187,3 +187,21 @@ def test_the_sandbox_command_registers_and_unregisters_on_sigterm(registry):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     wait_for(lambda: registry.get(REGISTRY_KEY) is None, timeout=5)
+
+
+def test_the_browser_mount_passes_a_large_media_file_through_whole(registry):
+    server, sandbox, url = start_server(sandbox=Sandbox())
+    try:
+        settings = Settings.from_env(base_env(AURAREELS_SANDBOX_URL=url, AURAREELS_DATABASE_URL="sqlite://"))
+        size = 64 * 1024 * 1024
+        received, first = 0, None
+        with httpx.Client(transport=httpx.WSGITransport(app=shared.browser_app(settings)),
+                          base_url="http://bridge.test") as client:
+            with client.stream("GET", f"/_sandbox/media.sandbox.aurareels.test/videos/big.mp4?size={size}") as answer:
+                assert answer.status_code == 200 and answer.headers["content-length"] == str(size)
+                for piece in answer.iter_raw():
+                    first = first or piece
+                    received += len(piece)
+        assert received == size and first[4:8] == b"ftyp"
+    finally:
+        server.shutdown()

@@ -327,12 +327,12 @@ class SandboxTransport(httpx.BaseTransport):
 
 # --- the browser side: the bridge's /_sandbox/ mount
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
-               "proxy-authenticate", "content-length", "content-encoding", "host"}
+               "proxy-authenticate", "host"}
 _proxy_client: httpx.Client | None = None
 
 
 def browser_app(settings: Settings):
-    """The WSGI app behind the bridge's `/_sandbox/...` (consent pages, control API): this
+    """The WSGI app behind the bridge's `/_sandbox/...` (consent pages, control API, media): this
     process's emulators, or the shared server, forwarded as they are."""
     world = world_for(settings)
 
@@ -351,6 +351,8 @@ def browser_app(settings: Settings):
 
 
 def _forward(base: str, environ, start_response):
+    """Send the browser's request to the sandbox server and stream its answer back (a media file
+    may be large: nothing is held whole)."""
     global _proxy_client
     if _proxy_client is None:
         _proxy_client = httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0), follow_redirects=False, trust_env=False)
@@ -367,15 +369,28 @@ def _forward(base: str, environ, start_response):
                if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in _HOP_BY_HOP}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
+    request = _proxy_client.build_request(environ["REQUEST_METHOD"], f"{base.rstrip('/')}{path}"
+                                          + (f"?{query}" if query else ""), headers=headers, content=body)
     try:
-        answer = _proxy_client.request(environ["REQUEST_METHOD"], f"{base.rstrip('/')}{path}" + (f"?{query}" if query else ""),
-                                       headers=headers, content=body)
+        answer = _proxy_client.send(request, stream=True)
     except httpx.HTTPError as exc:
         return _plain(start_response, "502 Bad Gateway", f"The sandbox server did not answer ({type(exc).__name__}).")
-    out = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
-    out.append(("Content-Length", str(len(answer.content))))
-    start_response(f"{answer.status_code} {answer.reason_phrase}", out)
-    return [answer.content]
+    start_response(f"{answer.status_code} {answer.reason_phrase}",
+                   [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP])
+    return _Streamed(answer)
+
+
+class _Streamed:
+    """A WSGI body read from an upstream answer as it arrives; closing it frees the connection."""
+
+    def __init__(self, answer: httpx.Response):
+        self.answer = answer
+
+    def __iter__(self):
+        yield from self.answer.iter_raw(65536)
+
+    def close(self) -> None:
+        self.answer.close()
 
 
 def _plain(start_response, status: str, text: str):
