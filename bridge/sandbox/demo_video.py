@@ -199,8 +199,8 @@ _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 
 def _moov(sample_sizes: list[int], mdat_data_offset: int, sps: bytes, pps: bytes) -> bytes:
     duration = round(DEMO_DURATION * _TIMESCALE)
-    mvhd = _full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, _TIMESCALE, duration), struct.pack(">IH10x", 0x10000, 0x100),
-                     _MATRIX, b"\x00" * 24, struct.pack(">I", 2))
+    mvhd = _full_box(b"mvhd", 0, 0, struct.pack(">IIII", 0, 0, _TIMESCALE, duration),
+                     struct.pack(">IH10x", 0x10000, 0x100), _MATRIX, b"\x00" * 24, struct.pack(">I", 2))
     tkhd = _full_box(b"tkhd", 0, 3, struct.pack(">III4xI8xHHH2x", 0, 0, 1, duration, 0, 0, 0), _MATRIX,
                      struct.pack(">II", WIDTH << 16, HEIGHT << 16))
     mdhd = _full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, _TIMESCALE, duration, 0x55C4, 0))  # language "und"

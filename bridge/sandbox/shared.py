@@ -169,7 +169,8 @@ class World:
             except redis_lib.exceptions.RedisError as exc:
                 if self._cached:
                     return self._cached  # Redis is away for a moment: the server we knew still answers
-                raise SandboxUnavailable(f"the sandbox registry in Redis is unreachable ({type(exc).__name__})") from None
+                raise SandboxUnavailable(
+                    f"the sandbox registry in Redis is unreachable ({type(exc).__name__})") from None
             self._cached, self._cached_until = url, time.monotonic() + RECHECK
             self._known = url
             return url
