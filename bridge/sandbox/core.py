@@ -442,7 +442,8 @@ _shared: Sandbox | None = None
 
 
 def shared_sandbox() -> Sandbox:
-    """The process's one sandbox (what `AURAREELS_SANDBOX=1` talks to)."""
+    """The process's one sandbox: what `AURAREELS_SANDBOX=1` talks to when this process holds the
+    deployment's world (`bridge.sandbox.shared`), and what it serves to the others."""
     global _shared
     with _lock:
         if _shared is None:

@@ -13,11 +13,15 @@ worker publishes with. Every process finds that world in the same order:
    first process that needs one serves its own emulators on a free loopback port and registers
    them with `SET NX`, so of several processes one wins and the others use it. A process forked
    from a bridge process (an RQ job's work horse) never serves: the world would end with its job.
+   A server that refuses connections is forgotten (its entry dropped) and another takes over; an
+   entry Redis lost (a restart, a FLUSHALL) is written back by a process that knew it, so a wipe
+   never splits the world in two.
 3. Neither (the embedded `up`, one process): the emulators in this process.
 
 Hosts named in `AURAREELS_HOST_MAP` never come here: the map wins over the sandbox.
-`SandboxTransport` is the httpx transport of sandbox calls; `browser_app` is the WSGI app behind
-the bridge's `/_sandbox/` mount; `register`/`Registration` are the serving side.
+`World` is a process's view (`world_for`); `SandboxTransport` is the httpx transport of sandbox
+calls; `browser_app` is the WSGI app behind the bridge's `/_sandbox/` mount; `Registration` is a
+server's entry in Redis (`aurareels-bridge sandbox` and a process that serves its own).
 """
 from __future__ import annotations
 
