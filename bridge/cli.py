@@ -168,6 +168,8 @@ def cmd_up(args) -> int:
           flush=True)
     if settings.sandbox:
         print("", walkthrough(url, demo_token(settings)), sep="\n", flush=True)
+    elif rt.redis_is_embedded:
+        print(f"  demo login (WordPress user 1, 24 h): {demo_token(settings)}", flush=True)
     _stop_on_sigterm()
     try:
         return run_worker(rt, burst=False, embedded=True)
