@@ -103,12 +103,19 @@ class Registration:
         return self
 
     def _beat(self) -> None:
+        failing_since, warned = None, False
         while not self._stop.wait(BEAT):
             try:
                 held = self.client.eval(_KEEP, 1, REGISTRY_KEY, self.value, TTL, self.url)
             except redis_lib.exceptions.RedisError as exc:
-                log.warning("could not renew the sandbox registration (%s); trying again", type(exc).__name__)
+                # a blip is retried quietly; once the entry has expired, say so (once)
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > TTL and not warned:
+                    log.warning("the sandbox registration could not be renewed for %d s (%s); it is written "
+                                "again when Redis answers", TTL, type(exc).__name__)
+                    warned = True
                 continue
+            failing_since, warned = None, False
             if not held:
                 log.warning("another sandbox server took the registration; this one stops serving the deployment")
                 self._stop.set()
