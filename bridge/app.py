@@ -43,20 +43,23 @@ _HTTP_CODES = {
 
 class _WordPressPrefix:
     """Serve `/wp-json/aurareels/v1/social/...` with the views of `/aurareels/v1/social/...`.
-    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API."""
+    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API,
+    of the world every process of the deployment shares."""
 
-    def __init__(self, wsgi_app, sandbox: bool = False):
+    def __init__(self, wsgi_app, settings: Settings):
         self.wsgi_app = wsgi_app
-        self.sandbox = sandbox
+        self.sandbox = None
+        if settings.sandbox:
+            from bridge.sandbox.shared import browser_app
+
+            self.sandbox = browser_app(settings)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == WP_PREFIX or path.startswith(WP_PREFIX + "/"):
             environ["PATH_INFO"] = API_PREFIX + path[len(WP_PREFIX):]
-        elif self.sandbox and path.startswith("/_sandbox/"):
-            from bridge.sandbox.core import sandbox_app
-
-            return sandbox_app()(environ, start_response)
+        elif self.sandbox is not None and path.startswith("/_sandbox/"):
+            return self.sandbox(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 
@@ -146,9 +149,17 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _register_request_id(app)
     _register_error_handlers(app)
     _register_docs(app)
+    _register_root_health(app)
+    from bridge.landing import register_landing
+
+    register_landing(app, settings)
     from bridge.ops_dashboard import OperatorGate
 
-    app.wsgi_app = _WordPressPrefix(OperatorGate(app.wsgi_app, settings, API_PREFIX, app), sandbox=settings.sandbox)
+    app.wsgi_app = _WordPressPrefix(OperatorGate(app.wsgi_app, settings, API_PREFIX, app), settings)
+    if settings.sandbox:
+        from bridge.sandbox.shared import warm_up
+
+        warm_up(settings)
     return app
 
 
@@ -252,3 +263,18 @@ def _register_docs(app: Flask) -> None:
     api.spec.path(rule=rules[f"{API_PREFIX}/docs"], operations={"get": {
         "summary": "The browsable documentation (served from this bridge, no outside assets)", "tags": ["docs"],
         "responses": {"200": {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}}})
+
+
+def _register_root_health(app: Flask) -> None:
+    """`GET /health` at the server root as well: load balancers and container probes ask there.
+    The same view answers, so the answer is the prefixed route's."""
+    from bridge.api.health import Health
+
+    app.add_url_rule("/health", view_func=Health.as_view("root_health"))
+    rule = next(r for r in app.url_map.iter_rules() if r.rule == "/health")
+    answer = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}
+    app.extensions["bridge_api"].spec.path(rule=rule, operations={"get": {
+        "summary": "Health at the server root (the same answer), for load balancers and container probes",
+        "tags": ["health"],
+        "responses": {"200": {"description": "OK", **answer}, "503": {"description": "A dependency is down", **answer}},
+    }})

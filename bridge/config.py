@@ -64,6 +64,8 @@ class Settings:
     meta_webhook_verify_token: str | None = field(repr=False)
     http_timeout: float = 60.0
     max_body_bytes: int = 1_048_576
+    # the shared sandbox server every process of a sandbox deployment talks to (None: found in Redis)
+    sandbox_url: str | None = None
 
     @property
     def tz(self) -> ZoneInfo:
@@ -181,8 +183,11 @@ class Settings:
         except ValueError:
             raise ConfigError("AURAREELS_HTTP_TIMEOUT must be a positive number of seconds") from None
 
+        sandbox_url = get("AURAREELS_SANDBOX_URL")
+
         return cls(
             http_timeout=http_timeout,
+            sandbox_url=_url(sandbox_url, "AURAREELS_SANDBOX_URL") if sandbox_url else None,
             database_url=database_url,
             table_prefix=prefix,
             redis_url=redis_url,
@@ -204,6 +209,17 @@ class Settings:
             credentials=credentials,
             meta_webhook_verify_token=get("META_WEBHOOK_VERIFY_TOKEN"),
         )
+
+
+def shared_sandbox_settings(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """(AURAREELS_REDIS_URL, AURAREELS_SANDBOX_URL) for the `sandbox` command, which needs nothing
+    else (no secret, no database): the Redis it registers in and the address it advertises."""
+    env = os.environ if environ is None else environ
+    redis_url = (env.get("AURAREELS_REDIS_URL") or "").strip() or None
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("AURAREELS_REDIS_URL must be a redis:// or rediss:// URL")
+    sandbox_url = (env.get("AURAREELS_SANDBOX_URL") or "").strip() or None
+    return redis_url, _url(sandbox_url, "AURAREELS_SANDBOX_URL") if sandbox_url else None
 
 
 def _bool(raw: str | None, name: str, *, default: bool) -> bool:

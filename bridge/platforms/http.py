@@ -1,10 +1,11 @@
 """The one way out to the network for every platform call.
 
 `PlatformHttp` sets timeouts and the User-Agent, rewrites hosts named in `AURAREELS_HOST_MAP`,
-sends everything else to the in-process emulators when `AURAREELS_SANDBOX=1`, logs each call with
-tokens redacted, and turns transport failures into the error taxonomy: a failure before the
-request was sent is `Transient`; a timeout or a dropped connection after a non-idempotent request
-was sent is `UnknownOutcome`.
+sends everything else to the emulators when `AURAREELS_SANDBOX=1` (the world every process of
+the deployment shares, `bridge.sandbox.shared`), logs each call with tokens redacted, and turns
+transport failures into the error taxonomy: a failure before the request was sent is
+`Transient`; a timeout or a dropped connection after a non-idempotent request was sent is
+`UnknownOutcome`.
 """
 from __future__ import annotations
 
@@ -22,13 +23,12 @@ from bridge import __version__
 from bridge.config import Settings
 from bridge.logs import redact
 from bridge.platforms.errors import Transient, UnknownOutcome
+from bridge.sandbox.shared import scope_key
 
 log = logging.getLogger("bridge.platforms.http")
 
 USER_AGENT = f"AuraReelsSocialBridge/{__version__} (+https://aurareels.example/bridge)"
 
-_sandbox_lock = threading.Lock()
-_sandbox_transport: httpx.BaseTransport | None = None
 _ssl_context = None
 # Connections per shared client: a threaded worker runs a hundred or more posts of one platform at
 # once through it (httpx's default of 100 would make the rest wait for a free connection, and
@@ -44,15 +44,12 @@ def ssl_context():
     return _ssl_context
 
 
-def sandbox_transport() -> httpx.BaseTransport:
-    """The in-process transport to the emulators (one per process, shared state)."""
-    global _sandbox_transport
-    with _sandbox_lock:
-        if _sandbox_transport is None:
-            from bridge.sandbox.core import sandbox_app
+def sandbox_transport(settings: Settings) -> httpx.BaseTransport:
+    """The transport to the emulators: this process's own, or the sandbox server every process of
+    the deployment shares (`bridge.sandbox.shared`)."""
+    from bridge.sandbox.shared import transport_for
 
-            _sandbox_transport = httpx.WSGITransport(app=sandbox_app())
-        return _sandbox_transport
+    return transport_for(settings)
 
 
 def map_url(url: str, host_map: dict[str, str]) -> str:
@@ -136,7 +133,8 @@ class PlatformHttp:
         host = (urlsplit(url).hostname or "").lower()
         in_sandbox = self.settings.sandbox and url == self.url(url) and not _is_loopback_host(host)
         t = self.timeout
-        key = (self.platform, "sandbox" if in_sandbox else "net", t.connect, t.read, t.write, t.pool)
+        kind = scope_key(self.settings) if in_sandbox else "net"
+        key = (self.platform, kind, t.connect, t.read, t.write, t.pool)
         return _shared.get(key, lambda: httpx.Client(
             # one client serves every account of the platform: it must keep no cookies, or one
             # creator's platform cookies would ride along with another's calls
@@ -146,7 +144,7 @@ class PlatformHttp:
             follow_redirects=False,
             verify=ssl_context(),
             limits=LIMITS,
-            transport=sandbox_transport() if in_sandbox else None,
+            transport=sandbox_transport(self.settings) if in_sandbox else None,
         ))
 
     def request(self, method: str, url: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:

@@ -442,7 +442,8 @@ _shared: Sandbox | None = None
 
 
 def shared_sandbox() -> Sandbox:
-    """The process's one sandbox (what `AURAREELS_SANDBOX=1` talks to)."""
+    """The process's one sandbox: what `AURAREELS_SANDBOX=1` talks to when this process holds the
+    deployment's world (`bridge.sandbox.shared`), and what it serves to the others."""
     global _shared
     with _lock:
         if _shared is None:
@@ -461,7 +462,7 @@ def sandbox_app() -> Callable:
     return app
 
 
-def _request_handler():
+def request_handler():
     """werkzeug's request handler, keeping headers whose names hold underscores (werkzeug drops
     them; Meta's rupload sends `file_size` and `file_url`), as the in-process transport does."""
     from werkzeug.serving import WSGIRequestHandler
@@ -482,7 +483,7 @@ def serve(host: str = "127.0.0.1", port: int = 9100, sandbox: Sandbox | None = N
     from werkzeug.serving import run_simple
 
     run_simple(host, port, sandbox or Sandbox(), threaded=True, use_reloader=False,
-               request_handler=_request_handler())
+               request_handler=request_handler())
 
 
 def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None):
@@ -490,7 +491,7 @@ def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None
     from werkzeug.serving import make_server
 
     sandbox = sandbox or Sandbox()
-    server = make_server(host, port, sandbox, threaded=True, request_handler=_request_handler())
+    server = make_server(host, port, sandbox, threaded=True, request_handler=request_handler())
     threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
     return server, sandbox, f"http://{host}:{server.server_port}"
 

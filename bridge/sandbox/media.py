@@ -4,6 +4,8 @@
 MP4 header (ftyp, moov/mvhd with the duration) followed by an `mdat` of deterministic filler up
 to `size` bytes. Nothing is held in memory: any byte range is computed on the fly. `?status=404`
 answers that status; `/redirect?to=<url>` redirects (for the SSRF guard's tests).
+`/videos/aurareels-demo.mp4` is the one real, playable file: the demo video of `up`
+(`bridge.sandbox.demo_video`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import SANDBOX_MEDIA_HOST
 from bridge.sandbox.core import Emulator, route
+from bridge.sandbox.demo_video import DEMO_PATH, demo_mp4
 
 _PATTERN = bytes((i * 31 + 7) & 0xFF for i in range(4096))
 
@@ -55,6 +58,10 @@ class MediaEmulator(Emulator):
         status = request.args.get("status", type=int)
         if status:
             return Response("", status=status)
+        if request.path == DEMO_PATH:
+            data = demo_mp4()
+            return Response(data, content_type="video/mp4").make_conditional(
+                request, accept_ranges=True, complete_length=len(data))
         size = min(request.args.get("size", default=2_000_000, type=int), self.config["max_size"])
         duration = request.args.get("duration", default=15.0, type=float)
         content_type = request.args.get("type", "video/mp4")
