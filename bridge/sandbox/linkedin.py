@@ -21,6 +21,7 @@ import hmac
 import json
 import re
 import secrets
+from datetime import datetime, timezone
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -107,15 +108,21 @@ class LinkedInEmulator(Emulator):
         "refresh_ttl": 31_536_000,  # 365 days from the original grant; refreshing does not extend it
         "rotate_refresh_tokens": True,
         "revoke_endpoint": False,  # no documented member revoke; True serves POST /oauth/v2/revoke
-        "latest_version": "202601",
+        # versions YYYYMM go live at the start of their month and are sunset a year later, on the
+        # `sunset_day`; None: the newest is the sandbox clock's month (a version name may cap it)
+        "latest_version": None,
         "supported_months": 12,
+        "sunset_day": 15,
         "member_daily_limit": 150,  # per member, per resource, per UTC day
         "app_daily_limit": 100_000,  # per app, per resource, per UTC day
         "retry_after_header": False,  # LinkedIn sends no rate-limit headers
         "commentary_max": 3000,
         "commentary_unit": "utf16",  # utf16 | code_points (unconfirmed: utf16 is the stricter)
         "duplicate_window": 86400,
-        "posts_finder_scope": None,  # e.g. "r_member_social": listing a member's posts needs it
+        # Share-on-LinkedIn apps do not get r_member_social: listing a member's posts and reading
+        # their social actions need it
+        "posts_finder_scope": "r_member_social",
+        "social_actions_scope": "r_member_social",
         "part_size": 4_194_304,
         "upload_url_ttl": 3600,
         "empty_upload_token": False,  # LinkedIn may answer "": either way it must come back as sent
@@ -266,13 +273,23 @@ class LinkedInEmulator(Emulator):
         return None
 
     def _version_active(self, version: str) -> bool:
+        """Released (its month has begun, and not past `latest_version` when one is set) and not
+        yet sunset: the sunset is `supported_months` after its month, on `sunset_day` (202601 ends
+        on 2027-01-15), by the sandbox clock."""
         match = re.fullmatch(r"(\d{4})(\d{2})(?:\.\d{2})?", version)
-        latest = re.fullmatch(r"(\d{4})(\d{2})", str(self.config["latest_version"]))
-        if not match or not latest or not 1 <= int(match.group(2)) <= 12:
+        if not match or not 1 <= int(match.group(2)) <= 12:
             return False
-        months = int(match.group(1)) * 12 + int(match.group(2))
-        newest = int(latest.group(1)) * 12 + int(latest.group(2))
-        return newest - int(self.config["supported_months"]) < months <= newest
+        today = datetime.fromtimestamp(self.now(), timezone.utc)
+        months = int(match.group(1)) * 12 + int(match.group(2)) - 1
+        newest = today.year * 12 + today.month - 1
+        latest = re.fullmatch(r"(\d{4})(\d{2})", str(self.config["latest_version"] or ""))
+        if latest:
+            newest = min(newest, int(latest.group(1)) * 12 + int(latest.group(2)) - 1)
+        if months > newest:
+            return False
+        end = months + int(self.config["supported_months"])
+        sunset = datetime(end // 12, end % 12 + 1, int(self.config["sunset_day"]), tzinfo=timezone.utc)
+        return today < sunset
 
     def bearer(self, request: Request) -> tuple[TokenRecord | None, Response | None]:
         header = request.headers.get("Authorization", "")
@@ -311,7 +328,7 @@ class LinkedInEmulator(Emulator):
         return f"urn:li:person:{self.member(token.user)['sub']}"
 
     def denied(self, resource: str, request: Request) -> Response:
-        version = request.headers.get("LinkedIn-Version", self.config["latest_version"]).replace(".", "")[:6]
+        version = (request.headers.get("LinkedIn-Version") or "").replace(".", "")[:6]
         return self.rest_error(403, "ACCESS_DENIED", f"Not enough permissions to access: {resource}.{version}01", 100)
 
     # ------------------------------------------------------------------ OAuth
@@ -792,6 +809,9 @@ class LinkedInEmulator(Emulator):
     # ------------------------------------------------------------------ metrics
     @rest("GET", r"/rest/socialActions/(?P<urn>[^/]+)")
     def social_actions(self, request: Request, token: TokenRecord, urn: str) -> Response:
+        needed = self.config["social_actions_scope"]
+        if needed and needed not in token.scopes:
+            return self.denied("partnerApiSocialActions.GET", request)
         if urn not in self.posts:
             return self.rest_error(404, "NOT_FOUND", f"Entity {urn} does not exist")
         counts = self.engagement.get(urn, {})

@@ -90,6 +90,8 @@ class TikTokEmulator(Emulator):
         "rate_status_per_min": 30,
         "daily_post_cap": 15,  # per creator, rolling 24 h (unconfirmed number)
         "active_user_cap": None,  # per app, distinct posting creators per 24 h
+        # an app TikTok has not audited: it may post only to private accounts, only as SELF_ONLY
+        # (creator_info offers nothing else), to at most `unaudited_user_cap` creators a day
         "unaudited": False,
         "unaudited_user_cap": 5,
         "verified_url_prefixes": ["https://media.sandbox.aurareels.test/"],
@@ -406,6 +408,8 @@ class TikTokEmulator(Emulator):
         return None
 
     def _options(self, user: dict[str, Any]) -> list[str]:
+        if self.config["unaudited"]:
+            return ["SELF_ONLY"]
         return list(PRIVATE_OPTIONS if user["private"] else PUBLIC_OPTIONS)
 
     # ------------------------------------------------------------------------------ user, creator
@@ -467,6 +471,9 @@ class TikTokEmulator(Emulator):
         if direct and info.get("privacy_level") not in self._options(user):
             return self.api_error("privacy_level_option_mismatch",
                                   "privacy_level is missing or not one of the creator's privacy_level_options.")
+        if info.get("brand_content_toggle") is True and info.get("privacy_level") == "SELF_ONLY":
+            return self.api_error("invalid_param", "Branded content cannot be private: privacy_level SELF_ONLY is not "
+                                                   "allowed with brand_content_toggle.")
         return None
 
     def _verified(self, url: Any) -> bool:
@@ -565,7 +572,7 @@ class TikTokEmulator(Emulator):
         prefix = ("v" if kind == "video" else "p") + ("_pub_" if post_mode == "DIRECT_POST" else "_inbox_") + \
             ("url~" if pull else "file~")
         publish_id = f"{prefix}v2-1.{secrets.randbelow(10 ** 18):018d}"
-        privacy = "SELF_ONLY" if self.config["unaudited"] else info.get("privacy_level", "SELF_ONLY")
+        privacy = info.get("privacy_level", "SELF_ONLY")
         pub: dict[str, Any] = {
             "publish_id": publish_id, "user": user["name"], "open_id": user["open_id"],
             "client_key": record.client_id, "kind": "photo" if kind != "video" else "video", "post_mode": post_mode,

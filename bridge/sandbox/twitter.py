@@ -35,6 +35,7 @@ from bridge.sandbox.core import Emulator, TokenRecord, route
 
 MIB = 1024 * 1024
 PROBLEMS = "https://api.twitter.com/2/problems"
+PROBLEMS_X = "https://api.x.com/2/problems"
 WEB_HOSTS = ("x.com", "twitter.com")
 SCOPES = {"tweet.read", "tweet.write", "tweet.moderate.write", "users.read", "follows.read", "follows.write",
           "offline.access", "space.read", "mute.read", "mute.write", "like.read", "like.write", "list.read",
@@ -74,7 +75,7 @@ BUCKETS = (
     ("GET", lambda p: p == "/2/users/me", "users_me"),
     ("GET", lambda p: p.startswith("/2/users/"), "user_tweets"),
     (None, lambda p: p.startswith("/2/media/upload/"), "media_chunked"),
-    (None, lambda p: p == "/2/media/upload", "media_command"),
+    (None, lambda p: p == "/2/media/upload", "media_upload"),
     (None, lambda p: p.startswith("/2/oauth2/"), "oauth"),
 )
 _HEAD = 64 * 1024
@@ -94,6 +95,12 @@ class TwitterEmulator(Emulator):
         "max_weighted_length": 280,
         "duplicate_window": 86400,
         "user_posts_per_24h": 17,  # the strictest published cap (free tier); paid tiers: 100 or more
+        # pay-per-use credits (US dollars): None keeps no balance; a number is spent by each post
+        # written and each post read, and an empty balance answers 402 credits-depleted
+        "credits": None,
+        "post_cost": 0.015,
+        "post_with_url_cost": 0.20,
+        "read_cost": 0.005,
         # 15-minute windows per user (per client for OAuth)
         "rate_window": 900,
         "limit_tweets_create": 100,
@@ -102,7 +109,7 @@ class TwitterEmulator(Emulator):
         "limit_users_me": 75,
         "limit_user_tweets": 900,
         "limit_media_chunked": 1875,
-        "limit_media_command": 500,
+        "limit_media_upload": 500,
         "limit_oauth": 1000,
         # media
         "media_expires_after": 86400,
@@ -236,6 +243,19 @@ class TwitterEmulator(Emulator):
     def forbidden(self, detail: str = "You are not permitted to perform this action.") -> Response:
         return self.problem(403, "Forbidden", detail)
 
+    def credits_depleted(self) -> Response:
+        return self.problem(402, "Payment Required", "credits depleted", f"{PROBLEMS_X}/credits-depleted")
+
+    def _spend(self, cost: float) -> bool:
+        """Take `cost` from the credit balance; False (nothing taken) when it would not cover it."""
+        balance = self.config["credits"]
+        if balance is None:
+            return True
+        if balance + 1e-9 < cost:
+            return False
+        self.config["credits"] = round(balance - cost, 6)
+        return True
+
     def duplicate(self) -> Response:
         return self.problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
 
@@ -251,6 +271,7 @@ class TwitterEmulator(Emulator):
             "not_permitted": self.forbidden,
             "usage_capped": lambda: self.problem(429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap",
                                                  f"{PROBLEMS}/usage-capped"),
+            "credits_depleted": self.credits_depleted,
             "daily_limit": lambda: self.problem(429, "Too Many Requests", "Too Many Requests",
                                                 headers=self._daily_headers(user["id"] if user else "-", full=True)),
             "client_forbidden": lambda: self.problem(
@@ -515,6 +536,8 @@ class TwitterEmulator(Emulator):
         token = args.get("pagination_token", "0")
         start = int(token) if token.isdigit() else 0
         page = posts[start:start + limit]
+        if not self._spend(len(page) * self.config["read_cost"]):  # every post read is billed
+            return self.credits_depleted()
         meta: dict[str, Any] = {"result_count": len(page)}
         if page:
             meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
@@ -564,6 +587,9 @@ class TwitterEmulator(Emulator):
         if text and any(t["sent_text"] == text and now - t["created_at"] < self.config["duplicate_window"]
                         for t in self.tweets.values() if t["author_id"] == user["id"] and not t["deleted"]):
             return self.duplicate()
+        cost = self.config["post_with_url_cost"] if text and url_spans(text) else self.config["post_cost"]
+        if not self._spend(cost):
+            return self.credits_depleted()
         tweet = self._publish(user, text or "", media)
         response = self.json({"data": {"id": tweet["id"], "text": tweet["text"],
                                        "edit_history_tweet_ids": [tweet["id"]]}}, status=201)
@@ -619,6 +645,8 @@ class TwitterEmulator(Emulator):
         tweet = self.tweets.get(tweet_id)
         if not tweet or tweet["deleted"]:
             return self.json({"errors": [_not_found("tweet", tweet_id)]})
+        if not self._spend(self.config["read_cost"]):
+            return self.credits_depleted()
         return self.json({"data": self._tweet_view(tweet, fields)})
 
     @route("DELETE", r"/2/tweets/(?P<tweet_id>\d+)")
@@ -676,7 +704,7 @@ class TwitterEmulator(Emulator):
         form = self._form(request)
         if isinstance(form, Response):
             return form
-        return self._append(user, media_id, form, empty=False)
+        return self._append(user, media_id, form)
 
     @route("POST", r"/2/media/upload/(?P<media_id>\d+)/finalize")
     def media_finalize(self, request: Request, media_id: str) -> Response:
@@ -686,25 +714,24 @@ class TwitterEmulator(Emulator):
         return self._finalize(user, media_id)
 
     @route("POST", r"/2/media/upload")
-    def media_command(self, request: Request) -> Response:
+    def media_simple(self, request: Request) -> Response:
+        """The one-request upload of a small file. The `command=INIT|APPEND|FINALIZE` form this
+        path once took was retired in 2025 (only GET `command=STATUS` remains)."""
         user, refusal = self._authorized(request, "media.write")
         if refusal:
             return refusal
         form = self._form(request)
         if isinstance(form, Response):
             return form
-        command = (form.get("command") or request.args.get("command") or "").upper()
+        command = form.get("command") or request.args.get("command")
+        if command:
+            return self.invalid(f"The `command` parameter [{command}] is no longer supported; upload in chunks with "
+                                f"/2/media/upload/initialize, /2/media/upload/{{id}}/append and "
+                                f"/2/media/upload/{{id}}/finalize", {"command": [command]})
+        if "_media_size" not in form:
+            return self.invalid("$.media: is missing but it is required", {"media": []})
         values = {**request.args.to_dict(), **{k: v for k, v in form.items() if not k.startswith("_")}}
-        if command == "INIT":
-            return self._init(user, values)
-        if command == "APPEND":
-            return self._append(user, values.get("media_id", ""), {**request.args.to_dict(), **form}, empty=True)
-        if command == "FINALIZE":
-            return self._finalize(user, values.get("media_id", ""))
-        if not command and "_media_size" in form:
-            return self._simple(user, values, form)
-        return self.invalid(f"The `command` parameter value [{command}] is not one of [INIT,APPEND,FINALIZE]",
-                            {"command": [command]})
+        return self._simple(user, values, form)
 
     @route("GET", r"/2/media/upload")
     def media_status(self, request: Request) -> Response:
@@ -748,7 +775,7 @@ class TwitterEmulator(Emulator):
         return self.json({"data": {"id": media_id, "media_key": f"{key_prefix}{media_id}",
                                    "expires_after_secs": self.config["media_expires_after"]}})
 
-    def _append(self, user: dict[str, Any], media_id: str, form: dict[str, Any], *, empty: bool) -> Response:
+    def _append(self, user: dict[str, Any], media_id: str, form: dict[str, Any]) -> Response:
         media, missing = self._owned(user, media_id)
         if missing:
             return missing
@@ -775,8 +802,6 @@ class TwitterEmulator(Emulator):
         media["received"] = received
         if index == 0:
             media["head"] = form["_media_head"]
-        if empty:
-            return Response(status=204)
         return self.json({"data": {"expires_at": int(media["expires_at"])}})
 
     def _finalize(self, user: dict[str, Any], media_id: str) -> Response:

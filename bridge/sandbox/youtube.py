@@ -147,10 +147,12 @@ class YouTubeEmulator(Emulator):
         "clients": None,
         # registered redirect URIs; None accepts any http(s) URI (a code still binds the one it was issued for)
         "redirect_uris": None,
-        # quota: "units" (videos.insert 1,600 of 10,000/day) or "buckets" (100 insert calls/day + 10,000 units)
-        "quota_model": "units",
+        # quota, per project and Pacific day. "buckets" (since 2026-06-01): videos.insert calls have
+        # their own bucket (`insert_calls_per_day`) beside the units of every other method; "units":
+        # one budget, an upload costing `insert_cost` (about 100 units since 2025-12-04)
+        "quota_model": "buckets",
         "quota_units_per_day": 10_000,
-        "insert_cost": 1_600,
+        "insert_cost": 100,
         "list_cost": 1,
         "insert_calls_per_day": 100,
         "channel_uploads_per_day": 50,
