@@ -16,7 +16,6 @@ Uploaded bytes are counted, never kept.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import time
 from typing import Any
@@ -172,10 +171,8 @@ class FacebookEmulator(MetaEmulator):
                                       f"developers.")
         return {**values, "scopes": scopes or ["public_profile"]}
 
-    @staticmethod
-    def _dialog_error(message: str) -> Response:
-        page = f"<!doctype html><html><body><h1>Error</h1><p>{html.escape(message)}</p></body></html>"
-        return Response(page, status=400, content_type="text/html; charset=utf-8")
+    def _dialog_error(self, message: str) -> Response:
+        return self.error_page(400, "OAuthException", message)
 
     @staticmethod
     def _redirect(url: str, params: dict[str, str]) -> Response:
