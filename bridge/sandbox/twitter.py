@@ -24,7 +24,6 @@ import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.wrappers import Request, Response

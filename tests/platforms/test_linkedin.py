@@ -97,7 +97,7 @@ def test_connect_issues_60_day_token_and_member_profile(linkedin, client, sandbo
     url = client.authorization_url(state="st-1")
     query = parse_qs(urlsplit(url).query)
     assert query["scope"] == ["openid profile email w_member_social"]
-    assert query["response_type"] == ["code"] and query["client_id"] == ["li-client-id"]
+    assert query["response_type"] == ["code"] and query["client_id"] == [CREDENTIALS["LINKEDIN_CLIENT_ID"]]
 
     account, tokens, profile = connect(client)
 
@@ -632,8 +632,8 @@ def test_strict_content_types(api, sandbox_url):
     form = api.call("POST", "/rest/posts", data={"author": api.author})
     assert form.status_code == 415 and form.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
     token = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, json={
-        "grant_type": "authorization_code", "code": "x", "client_id": "li-client-id",
-        "client_secret": "li-client-secret-XYZ", "redirect_uri": "https://bridge.example/cb"})
+        "grant_type": "authorization_code", "code": "x", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": CREDENTIALS["LINKEDIN_CLIENT_SECRET"], "redirect_uri": "https://bridge.example/cb"})
     assert token.status_code == 400
     assert token.json() == {"error": "invalid_request",
                             "error_description": "Content-Type must be application/x-www-form-urlencoded"}
@@ -656,7 +656,7 @@ def test_strict_urn_in_path_must_be_encoded(api):
 
 def test_strict_oauth_refuses_unapproved_scope_and_wrong_redirect(linkedin, sandbox_url, client):
     base = f"{sandbox_url}/www.linkedin.com/oauth/v2/authorization"
-    common = {"response_type": "code", "client_id": "li-client-id", "state": "s"}
+    common = {"response_type": "code", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"], "state": "s"}
     scoped = httpx.get(base, params={**common, "redirect_uri": client.redirect_uri,
                                      "scope": "openid r_member_social"}, timeout=10)
     assert scoped.status_code == 302
@@ -667,11 +667,12 @@ def test_strict_oauth_refuses_unapproved_scope_and_wrong_redirect(linkedin, sand
 
     params = oauth_driver.consent(client.authorization_url(state="s"))
     answer = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, data={
-        "grant_type": "authorization_code", "code": params["code"], "client_id": "li-client-id",
-        "client_secret": "li-client-secret-XYZ", "redirect_uri": "https://elsewhere.example/cb"})
+        "grant_type": "authorization_code", "code": params["code"], "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": CREDENTIALS["LINKEDIN_CLIENT_SECRET"], "redirect_uri": "https://elsewhere.example/cb"})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_redirect_uri"
     wrong_secret = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": "x", "client_id": "li-client-id", "client_secret": "nope"})
+        "grant_type": "refresh_token", "refresh_token": "x", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": "nope"})
     assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
 
 

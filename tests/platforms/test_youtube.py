@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from bridge.platforms.base import AccountRef, Metrics, PostContent, PublishJob, Quota, StepResult, TokenSet
+from bridge.platforms.base import AccountRef, Metrics, PostContent, PublishJob, StepResult, TokenSet
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
