@@ -417,6 +417,7 @@ class Storm:
         })
         for name in PLATFORMS:
             env[f"AURAREELS_QUOTA_{name.upper()}"] = "100000"
+        env["AURAREELS_PROJECT_QUOTA_YOUTUBE"] = "100000"  # YouTube's app-wide upload bucket too
         env.update(self.plan.extra_env)
         return env
 
