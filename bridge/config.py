@@ -15,17 +15,7 @@ from typing import Mapping
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-PLATFORMS = ("tiktok", "instagram", "facebook", "youtube", "twitter", "linkedin")
-
-# Environment variable prefix of each platform's app credentials.
-_CREDENTIAL_VARS = {
-    "tiktok": ("TIKTOK_CLIENT_ID", "TIKTOK_CLIENT_SECRET"),
-    "instagram": ("INSTAGRAM_APP_ID", "INSTAGRAM_APP_SECRET"),
-    "facebook": ("FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET"),
-    "youtube": ("YOUTUBE_CLIENT_ID", "YOUTUBE_CLIENT_SECRET"),
-    "twitter": ("TWITTER_CLIENT_ID", "TWITTER_CLIENT_SECRET"),
-    "linkedin": ("LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET"),
-}
+from bridge.platforms.registry import PLATFORMS  # the one list of platforms
 
 DEFAULT_STATE_DIR = Path(os.path.expanduser("~")) / ".aurareels-bridge"
 
@@ -38,6 +28,7 @@ class ConfigError(Exception):
 class AppCredentials:
     client_id: str | None
     client_secret: str | None = field(repr=False)
+    config_id: str | None = None  # Facebook Login for Business configuration
 
 
 @dataclass(frozen=True)
@@ -62,6 +53,8 @@ class Settings:
     media_hosts_allowed: tuple[str, ...]
     credentials: Mapping[str, AppCredentials] = field(repr=False)
     meta_webhook_verify_token: str | None = field(repr=False)
+    # the platforms' own settings (each client declares its `env_settings`), by variable name
+    platform_env: Mapping[str, str] = field(default_factory=dict)
     http_timeout: float = 60.0
     max_body_bytes: int = 1_048_576
     # the shared sandbox server every process of a sandbox deployment talks to (None: found in Redis)
@@ -164,10 +157,7 @@ class Settings:
         media_hosts = tuple(
             h.strip().lower() for h in (get("AURAREELS_MEDIA_HOSTS_ALLOWED") or "").split(",") if h.strip()
         )
-        credentials = {
-            platform: AppCredentials(get(id_var), get(secret_var))
-            for platform, (id_var, secret_var) in _CREDENTIAL_VARS.items()
-        }
+        credentials, platform_env = _platform_values(get)
         leeway_raw = get("AURAREELS_JWT_LEEWAY") or "60"
         if not leeway_raw.isdigit():
             raise ConfigError("AURAREELS_JWT_LEEWAY must be a whole number of seconds")
@@ -208,6 +198,7 @@ class Settings:
             media_hosts_allowed=media_hosts,
             credentials=credentials,
             meta_webhook_verify_token=get("META_WEBHOOK_VERIFY_TOKEN"),
+            platform_env=platform_env,
         )
 
 
@@ -220,6 +211,26 @@ def shared_sandbox_settings(environ: Mapping[str, str] | None = None) -> tuple[s
         raise ConfigError("AURAREELS_REDIS_URL must be a redis:// or rediss:// URL")
     sandbox_url = (env.get("AURAREELS_SANDBOX_URL") or "").strip() or None
     return redis_url, _url(sandbox_url, "AURAREELS_SANDBOX_URL") if sandbox_url else None
+
+
+def _platform_values(get) -> tuple[dict[str, AppCredentials], dict[str, str]]:
+    """Each platform's app credentials and settings, from the variables its client declares."""
+    from bridge.platforms.registry import client_classes
+
+    credentials: dict[str, AppCredentials] = {}
+    values: dict[str, str] = {}
+    for platform, cls in client_classes().items():
+        names = cls.credential_vars
+        credentials[platform] = AppCredentials(get(names.client_id), get(names.client_secret),
+                                               get(names.config_id) if names.config_id else None)
+        for setting in cls.env_settings:
+            raw = get(setting.name)
+            if raw is None or setting.name in values:
+                continue
+            if not re.fullmatch(setting.pattern, raw):
+                raise ConfigError(f"{setting.name} must be {setting.meaning}")
+            values[setting.name] = raw
+    return credentials, values
 
 
 def _bool(raw: str | None, name: str, *, default: bool) -> bool:

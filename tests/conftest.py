@@ -342,8 +342,19 @@ def engine_rt(engine_settings, worker, engine_sandbox) -> Runtime:
 # may appear in a log line (as production formats it) or in a response the test client received.
 from tests import secret_watch as _secret_watch  # noqa: E402
 
-APP_SECRETS = ("tt-client-secret-XYZ", "ig-app-secret-XYZ", "fb-app-secret-XYZ", "yt-client-secret-XYZ",
-               "x-client-secret-XYZ", "li-client-secret-XYZ")
+def fake_app_credentials() -> dict[str, str]:
+    """Fake app credentials for every platform of the registry, under the variables its client
+    declares (a platform added to the registry gets its own without an edit here)."""
+    from bridge.platforms.registry import client_classes
+
+    values: dict[str, str] = {}
+    for platform, cls in client_classes().items():
+        values[cls.credential_vars.client_id] = f"{platform}-client-id"
+        values[cls.credential_vars.client_secret] = f"{platform}-client-secret-XYZ"
+    return values
+
+
+APP_SECRETS = tuple(v for v in fake_app_credentials().values() if v.endswith("-secret-XYZ"))
 SECRET_WATCH = _secret_watch.SecretWatch(fixed=FAKE_SECRETS + APP_SECRETS)
 
 

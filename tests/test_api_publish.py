@@ -95,7 +95,8 @@ def test_idempotency_key_returns_first_answer(client, rt, setup):
     other = client.post(f"{P}/publish", headers=headers, json=body(setup, caption="something else"))
     assert other.status_code == 422 and other.get_json()["code"] == "idempotency_key_reused"
     bob = client.post(f"{P}/publish", headers={**auth(BOB), "Idempotency-Key": "dialog-42"},
-                      json={"video_job_id": setup["bob_video"], "accounts": [setup["bob_account"]]})
+                      json={"video_job_id": setup["bob_video"], "accounts": [setup["bob_account"]],
+                            "privacy_level": "FRIENDS"})
     assert bob.status_code == 200 and count_posts(rt) == 3  # keys are per user
 
 

@@ -97,7 +97,9 @@ def test_the_bridge_reads_its_duration_and_size_through_the_sandbox(settings):
 @pytest.mark.parametrize("platform", ["tiktok", "instagram", "facebook", "youtube", "twitter", "linkedin"])
 def test_every_platform_accepts_it_before_anything_is_sent(settings, platform):
     info = MediaSource(settings, demo_url()).probe()
-    content = PostContent(caption="The demo video", title="Demo", video_url=demo_url())
+    # TikTok has no default audience: the creator chooses one (the walk-through sends PUBLIC)
+    content = PostContent(caption="The demo video", title="Demo", video_url=demo_url(),
+                          privacy_level="PUBLIC" if platform == "tiktok" else None)
     assert get_client(settings, platform).validate(content, info) == []
 
 

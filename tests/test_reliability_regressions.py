@@ -66,6 +66,7 @@ def test_scheduled_post_goes_out_when_the_worker_running_the_scheduler_dies(isol
     when = utcnow() + timedelta(seconds=3)
     answer = api.post(f"{P}/schedule", headers=auth(USER), json={
         "video_job_id": add_video(rt, USER), "accounts": [account], "caption": "after the scheduler died",
+        "privacy_level": "PUBLIC",
         "scheduled_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     post_id = answer.get_json()["posts"][0]["id"]
@@ -93,6 +94,7 @@ def test_sanity_a_scheduled_post_goes_out_with_two_live_workers(isolated):
     when = utcnow() + timedelta(seconds=3)
     answer = api.post(f"{P}/schedule", headers=auth(USER), json={
         "video_job_id": add_video(rt, USER), "accounts": [account], "caption": "control",
+        "privacy_level": "PUBLIC",
         "scheduled_at": when.strftime("%Y-%m-%dT%H:%M:%SZ")})
     post_id = answer.get_json()["posts"][0]["id"]
     wait_for(lambda: _status(rt, post_id) == "published", timeout=35, interval=0.5)

@@ -85,7 +85,8 @@ def test_schedule_and_reschedule_store_and_arm_the_utc_instant(ny_client, rt, re
     p = rt.tables.posts
     for raw, utc in CASES:
         answer = ny_client.post(f"{P}/schedule", headers=auth(USER), json={
-            "video_job_id": video, "accounts": [account], "caption": raw, "scheduled_at": raw})
+            "video_job_id": video, "accounts": [account], "caption": raw, "privacy_level": "PUBLIC",
+            "scheduled_at": raw})
         assert answer.status_code == 200, answer.get_data(as_text=True)
         post = answer.get_json()["posts"][0]
         assert post["scheduled_at"] == utc, raw
@@ -109,7 +110,8 @@ def test_calendar_window_in_naive_site_time_across_fall_back(ny_client, rt, monk
     video = add_video(rt, USER)
     for raw in ("2026-11-01T01:30:00-04:00", "2026-11-01T01:30:00-05:00", "2026-11-01 02:30:00"):
         assert ny_client.post(f"{P}/schedule", headers=auth(USER), json={
-            "video_job_id": video, "accounts": [account], "caption": raw, "scheduled_at": raw}).status_code == 200
+            "video_job_id": video, "accounts": [account], "caption": raw, "privacy_level": "PUBLIC",
+            "scheduled_at": raw}).status_code == 200
     # 01:00-01:59 local (first occurrence) to 02:00 local: 05:00Z to 07:00Z, all three
     window = ny_client.get(f"{P}/posts?from=2026-11-01 01:00:00&to=2026-11-01 02:30:00",
                            headers=auth(USER)).get_json()

@@ -35,7 +35,7 @@ class TikTokWebhook(MethodView):
     @blp.doc(**_signed_json("TikTok-Signature", "t=<unix time>,s=<HMAC-SHA256 of '<t>.<body>'>, at most 5 min old"))
     def post(self):
         """TikTok events, signed with TikTok-Signature"""
-        return webhooks.tiktok(runtime(), request.headers, request.get_data())
+        return webhooks.receive(runtime(), "tiktok", request.headers, request.get_data())
 
 
 @blp.route("/webhooks/meta")
@@ -55,7 +55,7 @@ class MetaWebhook(MethodView):
     @blp.doc(**_signed_json("X-Hub-Signature-256", "sha256=<HMAC-SHA256 of the body under the app secret>"))
     def post(self):
         """Meta events (Instagram and Facebook), signed with X-Hub-Signature-256"""
-        return webhooks.meta(runtime(), request.headers, request.get_data())
+        return webhooks.receive(runtime(), "meta", request.headers, request.get_data())
 
 
 @blp.route("/metrics")

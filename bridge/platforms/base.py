@@ -1,14 +1,20 @@
-"""The platform base: OAuth, the publishing step contract, and content requirements.
+"""The platform base: OAuth, the publishing step contract, content requirements and options.
 
 A platform is one small subclass of `PlatformClient`: declarative class attributes first (hosts,
-URLs, scopes, separators, PKCE, how the client authenticates), then a few hooks for its quirks,
-then its publishing steps. The base owns the whole OAuth flow; a platform never copies it.
+URLs, scopes, separators, PKCE, how the client authenticates, its credential variables, daily
+limit, privacy values, options and webhook source), then a few hooks for its quirks, then its
+publishing steps. The base owns the whole OAuth flow and the step dispatch; a platform never
+copies them. A subclass that forgets a required declaration fails when its module is imported,
+never later in a worker.
 
 Publishing is a sequence of steps. `publish_step(job)` performs the next step of the job, at most
 one platform-side effect, and returns a `StepResult` whose `checkpoint` the caller persists before
-it calls again. A step that has to wait for the platform (processing) returns `wait` seconds
-instead of sleeping. After an `UnknownOutcome`, the caller asks `reconcile(job)` to settle what
-happened from the platform's own records before anything is sent again.
+it calls again. The checkpoint's `stage` names the step: the base calls the client's
+`step_<stage>(job, checkpoint)` (an empty checkpoint starts at `first_stage`); a stage the client
+does not have is `Rejected` with code `bad_checkpoint`. A step that has to wait for the platform
+(processing) returns `wait` seconds instead of sleeping. After an `UnknownOutcome`, the caller asks
+`reconcile(job)` to settle what happened from the platform's own records before anything is sent
+again.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from typing import Any, Callable, ClassVar, Mapping
 from urllib.parse import urlencode
 
 import httpx
+from marshmallow import ValidationError, fields
 
 from bridge.config import Settings
 from bridge.platforms.errors import (
@@ -33,6 +40,7 @@ from bridge.platforms.errors import (
     UnknownOutcome,
 )
 from bridge.platforms.http import PlatformHttp
+from bridge.platforms.options import messages as option_messages
 
 
 # --------------------------------------------------------------------------------------- values
@@ -155,6 +163,47 @@ class Issue:
     message: str
 
 
+# ------------------------------------------------------------------------------ declarations
+@dataclass(frozen=True)
+class CredentialVars:
+    """The environment variables that hold a platform's app credentials. `config_id` names the
+    Facebook Login for Business configuration variable where the platform has one."""
+
+    client_id: str
+    client_secret: str
+    config_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvSetting:
+    """A platform setting read from the environment, checked at start-up against `pattern`
+    (a full match); `meaning` says what a valid value looks like."""
+
+    name: str
+    pattern: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class ProjectLimit:
+    """A limit the platform counts for the whole app (every account together), not per account:
+    `limit` publications a day, the day starting at midnight in `zone`."""
+
+    limit: int
+    zone: str
+    env: str  # the variable that overrides `limit`
+
+
+@dataclass
+class WebhookEvent:
+    """What a verified webhook delivery asks of the bridge: wake the posts whose checkpoint holds
+    `key: value`, and mark the accounts (platform ids) whose authorization went away."""
+
+    name: str = ""
+    wake: list[tuple[str, str]] = field(default_factory=list)
+    reconnect: list[tuple[str, str]] = field(default_factory=list)  # (account id, reason)
+
+
 # -------------------------------------------------------------------------------- requirements
 def count_code_points(text: str) -> int:
     return len(text)
@@ -235,6 +284,10 @@ def pkce_pair(method: str = "S256") -> tuple[str, str]:
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+_REQUIRED = ("display_name", "credential_vars", "daily_limit", "requirements", "first_stage", "authorize_url",
+             "token_url")
+
+
 class PlatformClient:
     """Base of every platform client. Subclasses set the class attributes and override hooks."""
 
@@ -243,6 +296,22 @@ class PlatformClient:
     display_name: ClassVar[str]
     # hosts this platform's calls go to (the emulator serves the same hosts)
     hosts: ClassVar[tuple[str, ...]] = ()
+    # the app credentials' environment variables, and other settings the platform reads
+    credential_vars: ClassVar[CredentialVars]
+    env_settings: ClassVar[tuple[EnvSetting, ...]] = ()
+
+    # --- limits and choices
+    # posts per account per rolling 24 h (`AURAREELS_QUOTA_<PLATFORM>` overrides it)
+    daily_limit: ClassVar[int]
+    # a limit of the whole app on top of the per-account one (YouTube's upload bucket)
+    project_limit: ClassVar[ProjectLimit | None] = None
+    # the privacy a post gets when the creator chooses none; None: the creator must choose
+    default_privacy: ClassVar[str | None] = "PUBLIC"
+    # option name -> marshmallow field (see `bridge.platforms.options`); `option_issues` checks them
+    options: ClassVar[Mapping[str, fields.Field]] = {}
+    # the source under /webhooks/<source> that delivers this platform's events (several platforms
+    # of one vendor may share one), or None
+    webhook: ClassVar[str | None] = None
 
     # --- OAuth, declarative
     authorize_url: ClassVar[str]
@@ -262,11 +331,27 @@ class PlatformClient:
     keeps_refresh_token: ClassVar[bool] = True
 
     requirements: ClassVar[Requirements]
+    # the stage of an empty checkpoint (the first step)
+    first_stage: ClassVar[str]
     # checkpoint stages whose step only reads from the platform (see `step_has_effect`)
     reading_stages: ClassVar[frozenset] = frozenset()
     # checkpoint stages in which the post may already be public: the publishing call took effect
     # and the platform is being asked how it went (see `may_be_live`)
     live_stages: ClassVar[frozenset] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            return  # a shared base (Meta's), not a platform
+        missing = [attr for attr in _REQUIRED if not hasattr(cls, attr)]
+        if missing:
+            raise TypeError(f"{cls.__name__} must declare {', '.join(missing)}")
+        if not isinstance(cls.daily_limit, int) or cls.daily_limit <= 0:
+            raise TypeError(f"{cls.__name__}.daily_limit must be a positive number of posts")
+        stages = {s for s in (cls.reading_stages | cls.live_stages | {cls.first_stage}) if s is not None}
+        lacking = sorted(s for s in stages if not callable(getattr(cls, f"step_{s}", None)))
+        if lacking:
+            raise TypeError(f"{cls.__name__} names stages without a step method: {', '.join(lacking)}")
 
     def __init__(self, settings: Settings, http: PlatformHttp | None = None):
         self.settings = settings
@@ -275,6 +360,28 @@ class PlatformClient:
         self.client_id = (creds.client_id if creds else None) or (f"sandbox-{self.name}-client" if settings.sandbox else None)
         self.client_secret = (creds.client_secret if creds else None) or (
             f"sandbox-{self.name}-secret" if settings.sandbox else None)
+        self.config_id = creds.config_id if creds else None
+
+    # ------------------------------------------------------------------ declarations, read
+    @classmethod
+    def privacy_values(cls) -> tuple[str, ...]:
+        """The privacy values a request may carry for this platform (none: it has no choice)."""
+        return tuple(cls.requirements.privacy_levels or ())
+
+    def env(self, name: str) -> str | None:
+        """The value of one of this platform's `env_settings` (checked at start-up), or None."""
+        return self.settings.platform_env.get(name)
+
+    def account_options(self, account: AccountRef) -> dict[str, Any]:
+        """What this account allows now, for a composer to offer only that. Platforms that ask the
+        platform (TikTok's creator info) override it; the default is what the platform accepts."""
+        return {"privacy_level_options": list(self.privacy_values()), "privacy_level_required":
+                self.default_privacy is None and bool(self.privacy_values())}
+
+    def health_warnings(self) -> list[str]:
+        """Operator warnings about this platform's configuration (e.g. an API version close to its
+        sunset); shown by /health, never secret."""
+        return []
 
     # ------------------------------------------------------------------ OAuth (owned by the base)
     @property
@@ -305,7 +412,11 @@ class PlatformClient:
         if code_challenge:
             params["code_challenge"] = code_challenge
             params["code_challenge_method"] = self.pkce_method
-        return self.http.browser_url(f"{self.authorize_url}?{urlencode(params)}")
+        return self.http.browser_url(f"{self.authorize_url}?{urlencode(self.authorize_params(params))}")
+
+    def authorize_params(self, params: dict[str, str]) -> dict[str, str]:
+        """The authorize URL's query (a hook for platforms that ask differently)."""
+        return params
 
     def _token_request(self, data: dict[str, str]) -> dict[str, Any]:
         self.require_credentials()
@@ -416,10 +527,55 @@ class PlatformClient:
         return caption or tail
 
     def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+        """Every reason this platform would refuse the post: its content rules (`check_content`)
+        and its options (`option_issues`)."""
+        return self.check_content(content, media) + self.option_issues(content)
+
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+        """The content rules (caption, hashtags, media); platforms extend it."""
         return self.requirements.check(self.display_name, content, self.compose_caption(content), media)
 
+    def option_issues(self, content: PostContent) -> list[Issue]:
+        """One `Issue` (field `options.<name>`) per option this platform declares whose value it
+        would not accept. Options it does not declare are not its business (the request decides
+        about names no selected platform knows); a null value means "not set"."""
+        issues = []
+        for name, value in content.extra.items():
+            declared = self.options.get(name)
+            if declared is None or value is None:
+                continue
+            try:
+                declared.deserialize(value, name, content.extra)
+            except ValidationError as exc:
+                issues.append(Issue(f"options.{name}", "invalid_option",
+                                    f"{self.display_name} option {name}: {option_messages(exc)}"))
+        return issues
+
+    # ------------------------------------------------------------------------- steps
     def publish_step(self, job: PublishJob) -> StepResult:
-        raise NotImplementedError
+        """Perform the step the checkpoint names (`step_<stage>`), or the first one."""
+        checkpoint = dict(job.checkpoint or {})
+        if not checkpoint.get("stage"):
+            # rows the request did not validate (older rows, other writers) are checked once here
+            issues = self.option_issues(job.content)
+            if issues:
+                raise Rejected(issues[0].message, platform=self.name, code="invalid_option")
+            checkpoint["stage"] = self.start_stage(job)
+        return self.run_step(job, checkpoint)
+
+    def start_stage(self, job: PublishJob) -> str:
+        """The stage of an empty checkpoint (a hook: LinkedIn starts text posts elsewhere)."""
+        return self.first_stage
+
+    def run_step(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
+        """Call `step_<stage>` for the checkpoint's stage. Steps that only plan (no platform
+        effect) call it again with the planned checkpoint."""
+        stage = checkpoint.get("stage")
+        step = getattr(self, f"step_{stage}", None) if isinstance(stage, str) and stage.isidentifier() else None
+        if not callable(step):
+            raise Rejected(f"The saved {self.display_name} progress is not understood (stage {str(stage)[:40]!r}); "
+                           f"retry the post.", platform=self.name, code="bad_checkpoint")
+        return step(job, checkpoint)
 
     def step_has_effect(self, job: PublishJob) -> bool:
         """Whether the next `publish_step(job)` may change anything on the platform. The engine
@@ -445,6 +601,15 @@ class PlatformClient:
 
     def quota(self, account: AccountRef) -> Quota | None:
         """The platform's own quota report, where it has one (Instagram); None elsewhere."""
+        return None
+
+    # ------------------------------------------------------------------------- webhooks
+    def webhook_signed(self, headers: Mapping[str, str], body: bytes, now: float) -> bool:
+        """Whether a delivery to `/webhooks/<webhook>` is signed by this platform (hook)."""
+        return False
+
+    def read_webhook(self, payload: dict[str, Any]) -> WebhookEvent | None:
+        """What a signed delivery asks of the bridge, or None when it is not this platform's."""
         return None
 
     # ------------------------------------------------------------------------- errors

@@ -9,26 +9,31 @@ Publishing chooses its mode from the content:
 * `text`: a feed post (`/{page}/feed`, `message` and optional `extra["link"]`);
 * `image`: a photo post (`/{page}/photos` with `url`, from `extra["image_url"]` or `video_url`);
 * `carousel`: images uploaded unpublished one by one, then one feed post with `attached_media`;
-* `video`, by `extra["facebook_mode"]`:
-  - `reel` (default): `video_reels` start -> bytes to rupload (`offset`/`file_size`) -> finish;
-  - `video`: a Page video by the chunked protocol on graph-video (`upload_phase` start / transfer
-    / finish), resuming from the offsets Facebook reports;
-  - `file_url`: a Page video that Facebook downloads from the URL itself.
-  Every video then polls `status.video_status` until it is ready and published.
+* `video`, by the `facebook_mode` option:
+  - `reel` (default): `video_reels` start -> bytes to rupload (`offset`/`file_size`) -> finish; a
+    resumed upload goes on from what Facebook holds, and an upload Facebook reports `complete`
+    is never sent again;
+  - `file_url`: a Page video (any length) that Facebook downloads from the URL itself.
+  Every video then polls `status.video_status` until it is ready and published. The chunked
+  `upload_phase` protocol on graph-video.facebook.com is deprecated, so it is not used.
 
 Uploads stream from the creator's video URL in small pieces (`MediaSource`); nothing holds a
-whole chunk in memory.
+whole chunk in memory. The login asks only for what publishing and the metrics read need:
+`pages_show_list`, `pages_read_engagement`, `pages_manage_posts` (publishing, reels included),
+`read_insights` (the post and video insights `fetch_metrics` reads) and `business_management`
+(Pages a Business Manager owns). `publish_video` is the Live Video permission: not asked.
 """
 from __future__ import annotations
 
-import secrets
 from typing import Any, ClassVar, Iterator
 
 import httpx
 
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
     Issue,
     MediaInfo,
     Metrics,
@@ -41,7 +46,6 @@ from bridge.platforms.base import (
 from bridge.platforms.errors import PlatformError, RateLimited, Reauthorize, Rejected, Transient, UnknownOutcome
 from bridge.platforms.media import MediaError, MediaSource
 from bridge.platforms.meta import (
-    GRAPH_VIDEO,
     MetaClient,
     form_fields,
     graph_error,
@@ -50,15 +54,26 @@ from bridge.platforms.meta import (
     server_now,
 )
 
-MODES = ("reel", "video", "file_url")
+MODES = ("reel", "file_url")
 WEB = "https://www.facebook.com"
 
 
 class FacebookClient(MetaClient):
     name = "facebook"
     display_name = "Facebook"
-    scopes = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "read_insights", "publish_video",
+    credential_vars = CredentialVars("FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET", "FACEBOOK_CONFIG_ID")
+    webhook_object = "page"
+    scopes = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "read_insights",
               "business_management")
+    # 30 API reels per Page per rolling 24 h (feed posts have no documented cap)
+    daily_limit = 30
+    options = {
+        "facebook_mode": opt.choice(*MODES),
+        "link": opt.url(),
+        "image_url": opt.url(),
+        "items": opt.media_items(2, 10, types=("image",)),
+    }
+    first_stage = "start"
 
     # video_status polls the video; done only reports
     reading_stages = frozenset({"video_status", "done"})
@@ -99,27 +114,23 @@ class FacebookClient(MetaClient):
         return accounts
 
     # ------------------------------------------------------------------ validation
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
-        issues = super().validate(content, media)
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+        issues = super().check_content(content, media)
         if content.media_type != "video":
             return issues
+        # an unknown mode is the `facebook_mode` option's issue (see `options`)
         mode = content.extra.get("facebook_mode") or "reel"
-        if mode not in MODES:
-            issues.append(Issue("facebook_mode", "mode_unsupported",
-                                f"Facebook video mode must be one of: {', '.join(MODES)}."))
-        elif mode == "reel" and media is not None and media.duration_sec is not None and \
+        if mode == "reel" and media is not None and media.duration_sec is not None and \
                 not self.reel_min_sec <= media.duration_sec <= self.reel_max_sec:
             issues.append(Issue("video", "reel_duration",
                                 f"A Facebook reel runs {self.reel_min_sec:.0f} to {self.reel_max_sec:.0f} s; this "
-                                f"video runs {media.duration_sec:.0f} s. Post it as a Page video instead."))
+                                f"video runs {media.duration_sec:.0f} s. Post it as a Page video instead "
+                                f"(facebook_mode file_url)."))
         return issues
 
     # ------------------------------------------------------------------ publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
-        checkpoint = dict(job.checkpoint or {})
-        if (checkpoint.get("stage") or "start") == "start":
-            checkpoint = self._plan(job)
-        return getattr(self, f"_stage_{checkpoint['stage']}")(job, checkpoint)
+    def step_start(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        return self.run_step(job, self._plan(job))
 
     def _plan(self, job: PublishJob) -> dict[str, Any]:
         content = job.content
@@ -150,22 +161,22 @@ class FacebookClient(MetaClient):
         if mode == "reel" and info.duration_sec is not None and \
                 not self.reel_min_sec <= info.duration_sec <= self.reel_max_sec:
             raise Rejected(f"A Facebook reel runs {self.reel_min_sec:.0f} to {self.reel_max_sec:.0f} s; this video "
-                           f"runs {info.duration_sec:.0f} s. Post it as a Page video instead.", platform=self.name,
-                           code="reel_duration")
-        return {"stage": "reel_start" if mode == "reel" else "video_start", "mode": mode, "size": info.size}
+                           f"runs {info.duration_sec:.0f} s. Post it as a Page video instead (facebook_mode "
+                           f"file_url).", platform=self.name, code="reel_duration")
+        return {"stage": "reel_start", "mode": mode, "size": info.size}
 
     # --- posts and photos
-    def _stage_feed(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_feed(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         data = {"message": job.caption, "link": job.content.extra.get("link")}
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/feed", data)
         return self._post_done(cp, str(body["id"]))
 
-    def _stage_photo(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_photo(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         data = {"url": self._image_url(job.content), "caption": job.caption}
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/photos", data)
         return self._post_done(cp, str(body.get("post_id") or body["id"]))
 
-    def _stage_photo_items(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_photo_items(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         url = cp["items"][len(cp["photos"])]
         # Unpublished photos never appear by themselves; the feed post below attaches them.
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/photos",
@@ -174,31 +185,34 @@ class FacebookClient(MetaClient):
         return StepResult({**cp, "photos": photos,
                            "stage": "feed_attached" if len(photos) == len(cp["items"]) else "photo_items"})
 
-    def _stage_feed_attached(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_feed_attached(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         data = {"message": job.caption, "attached_media": [{"media_fbid": p} for p in cp["photos"]]}
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/feed", data)
         return self._post_done(cp, str(body["id"]))
 
     def _post_done(self, cp: dict[str, Any], post_id: str) -> StepResult:
-        return self._stage_done(None, {**cp, "stage": "done", "post_id": post_id, "url": f"{WEB}/{post_id}"})
+        return self.step_done(None, {**cp, "stage": "done", "post_id": post_id, "url": f"{WEB}/{post_id}"})
 
-    def _stage_done(self, job: PublishJob | None, cp: dict[str, Any]) -> StepResult:
+    def step_done(self, job: PublishJob | None, cp: dict[str, Any]) -> StepResult:
         return StepResult(cp, done=True, platform_post_id=cp["post_id"], platform_post_url=cp.get("url"))
 
     # --- reels
-    def _stage_reel_start(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_reel_start(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/video_reels",
                                {"upload_phase": "start"})
         return StepResult({**cp, "stage": "reel_upload", "video_id": str(body["video_id"]),
                            "upload_url": body["upload_url"]})
 
-    def _stage_reel_upload(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_reel_upload(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         size = int(cp["size"])
-        # Resume from what Facebook holds, not from what we think we sent.
+        # Resume from what Facebook holds, not from what we think we sent. A complete upload is
+        # not sent again: Facebook may report it without a byte count.
         phase = self._video_status(job, cp["video_id"]).get("uploading_phase") or {}
-        offset = int(phase.get("bytes_transfered") or 0)
+        if phase.get("status") in ("complete", "completed"):
+            return self.step_reel_finish(job, {**cp, "stage": "reel_finish"})
+        offset = int(phase.get("bytes_transfered") or phase.get("bytes_transferred") or 0)
         if offset >= size:
-            return self._stage_reel_finish(job, {**cp, "stage": "reel_finish"})
+            return self.step_reel_finish(job, {**cp, "stage": "reel_finish"})
         headers = {"Authorization": f"OAuth {job.account.access_token}", "offset": str(offset),
                    "file_size": str(size), "Content-Length": str(size - offset),
                    "Content-Type": "application/octet-stream"}
@@ -208,12 +222,11 @@ class FacebookClient(MetaClient):
         self.raise_for(response)
         return StepResult({**cp, "stage": "reel_finish"})
 
-    def _stage_reel_finish(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_reel_finish(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         data = {"upload_phase": "finish", "video_id": cp["video_id"], "video_state": "PUBLISHED",
                 "description": job.caption, "title": job.content.title}
-        response = self.http.request("POST", self.graph_url(f"{job.account.account_id}/video_reels"),
-                                     data=form_fields(data), headers=self.auth(job.account.access_token),
-                                     idempotent=False)
+        response = self.graph_request("POST", self.graph_url(f"{job.account.account_id}/video_reels"),
+                                      job.account.access_token, data=form_fields(data), idempotent=False)
         if response.status_code >= 400:
             error = graph_error(self._json(response, strict=False)) or {}
             if error.get("code") == 6001:
@@ -223,61 +236,14 @@ class FacebookClient(MetaClient):
             self.raise_for(response, sent_effect=True)
         return StepResult({**cp, "stage": "video_status", "polls": 0})
 
-    # --- page videos (chunked upload_phase protocol on graph-video)
-    def _stage_video_start(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
-        body = self.graph_post(job.account.access_token, f"{job.account.account_id}/videos",
-                               {"upload_phase": "start", "file_size": cp["size"]}, base=GRAPH_VIDEO)
-        return StepResult({**cp, "stage": "video_transfer", "video_id": str(body["video_id"]),
-                           "session": str(body["upload_session_id"]), "start_offset": int(body["start_offset"]),
-                           "end_offset": int(body["end_offset"])})
-
-    def _stage_video_transfer(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
-        start, end = int(cp["start_offset"]), int(cp["end_offset"])
-        if start >= end:
-            return self._stage_video_finish(job, {**cp, "stage": "video_finish"})
-        boundary = secrets.token_hex(16)
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="video_file_chunk"; filename="chunk"\r\n'
-                f"Content-Type: application/octet-stream\r\n\r\n").encode()
-        tail = f"\r\n--{boundary}--\r\n".encode()
-
-        def body() -> Iterator[bytes]:
-            yield head
-            yield from self._pieces(job, start, end, int(cp["size"]))
-            yield tail
-
-        headers = {**self.auth(job.account.access_token), "Content-Type": f"multipart/form-data; boundary={boundary}",
-                   "Content-Length": str(len(head) + end - start + len(tail))}
-        params = {"upload_phase": "transfer", "upload_session_id": cp["session"], "start_offset": start}
-        response = self.http.request("POST", self.graph_url(f"{job.account.account_id}/videos", GRAPH_VIDEO),
-                                     params=params, content=body(), headers=headers, idempotent=True)
-        resumed = self._reported_offsets(response)
-        if resumed:
-            return StepResult({**cp, **resumed})
-        self.raise_for(response)
-        answer = self._json(response)
-        nxt = {"start_offset": int(answer["start_offset"]), "end_offset": int(answer["end_offset"])}
-        return StepResult({**cp, **nxt, "stage": "video_transfer"})
-
-    def _stage_video_finish(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
-        data = {"upload_phase": "finish", "upload_session_id": cp["session"], "title": job.content.title,
-                "description": job.caption, "published": True}
-        response = self.http.request("POST", self.graph_url(f"{job.account.account_id}/videos", GRAPH_VIDEO),
-                                     data=form_fields(data), headers=self.auth(job.account.access_token),
-                                     idempotent=False)
-        resumed = self._reported_offsets(response)
-        if resumed:
-            return StepResult({**cp, **resumed, "stage": "video_transfer"})
-        self.raise_for(response, sent_effect=True)
-        return StepResult({**cp, "stage": "video_status", "polls": 0})
-
-    def _stage_file_url(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_file_url(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         data = {"file_url": job.content.video_url, "description": job.caption, "title": job.content.title,
                 "published": True}
-        body = self.graph_post(job.account.access_token, f"{job.account.account_id}/videos", data, base=GRAPH_VIDEO)
+        body = self.graph_post(job.account.access_token, f"{job.account.account_id}/videos", data)
         return StepResult({**cp, "stage": "video_status", "video_id": str(body["id"]), "polls": 0})
 
     # --- every video ends here
-    def _stage_video_status(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_video_status(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         node = self.graph_get(job.account.access_token, cp["video_id"], {"fields": "status,permalink_url"})
         status = node.get("status") or {}
         state = status.get("video_status")
@@ -287,7 +253,7 @@ class FacebookClient(MetaClient):
             path = node.get("permalink_url") or (f"/reel/{cp['video_id']}" if cp.get("mode") == "reel"
                                                  else f"/{job.account.account_id}/videos/{cp['video_id']}")
             url = path if path.startswith("http") else f"{WEB}{path}"
-            return self._stage_done(job, {**cp, "stage": "done", "post_id": cp["video_id"], "url": url})
+            return self.step_done(job, {**cp, "stage": "done", "post_id": cp["video_id"], "url": url})
         if state in ("error", "upload_failed", "expired"):
             errors = (status.get("processing_phase") or {}).get("errors") or [{}]
             reason = safe_text(errors[0].get("message") or state)
@@ -320,20 +286,6 @@ class FacebookClient(MetaClient):
         source = MediaSource(self.settings, job.content.video_url or "")
         source.resolve()  # fail on an unreadable video before the upload request opens
         return _progress(source.iter_range(start, end - 1), start, total, job)
-
-    @staticmethod
-    def _reported_offsets(response: httpx.Response) -> dict[str, int] | None:
-        """The offsets Facebook expects next, from its 'start offset mismatch' error (6001/1363037)."""
-        if response.status_code < 400:
-            return None
-        try:
-            error = graph_error(response.json()) or {}
-        except ValueError:
-            return None
-        data = error.get("error_data") or {}
-        if error.get("code") == 6001 and error.get("error_subcode") == 1363037 and "start_offset" in data:
-            return {"start_offset": int(data["start_offset"]), "end_offset": int(data["end_offset"])}
-        return None
 
     def _reels_limit(self, job: PublishJob, response: httpx.Response) -> RateLimited:
         """Wait until the oldest of the Page's last reels leaves the rolling 24 h window (reels
@@ -375,7 +327,7 @@ class FacebookClient(MetaClient):
                     return StepResult({**cp, "stage": "done", "post_id": post["id"], "url": f"{WEB}/{post['id']}"})
             # A Page post is in the feed as soon as it exists: absent means it was not made.
             return StepResult(cp)
-        if stage in ("reel_upload", "reel_finish", "video_transfer", "video_finish"):
+        if stage in ("reel_upload", "reel_finish"):
             status = self._video_status(job, cp["video_id"])
             started = any((status.get(phase) or {}).get("status", "not_started") != "not_started"
                           for phase in ("processing_phase", "publishing_phase"))

@@ -2,13 +2,16 @@
 
 A login yields every Instagram professional account linked to a Facebook Page the creator granted
 (`/me/accounts` -> `instagram_business_account` -> profile); each becomes an account whose token is
-the long-lived user token. Publishing is Meta's container protocol: create a container (Instagram
+that Page's access token, as Postiz does: made from the long-lived user token, it does not expire
+(until the password changes, the Page role is lost or the app is removed), so nothing needs
+refreshing. Meta documents no way to extend a long-lived user token. Publishing is Meta's container protocol: create a container (Instagram
 downloads the media from its URL itself, so the bridge uploads nothing), poll its `status_code`,
 then `media_publish`. The container id is checkpointed at once; a container that reads
 `PUBLISHED` is never published again.
 
-Carousel items come from `content.extra["items"]`: a list of URLs, or of `{"url", "type"}` with
-type `image` or `video`. A single image comes from `content.extra["image_url"]` (or `video_url`).
+Carousel items come from the `items` option: a list of URLs, or of `{"url", "type"}` with type
+`image` or `video`. A single image comes from the `image_url` option (or `video_url`). Every option
+is declared in `options` and checked at the request.
 
 Stages: start -> [child ... -> children_poll] -> container -> poll (-> media_publish) -> permalink
 -> done. `restarts` counts new containers after one expired or failed for a passing reason.
@@ -20,9 +23,11 @@ from typing import Any, ClassVar
 
 import httpx
 
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
     Issue,
     MediaInfo,
     Metrics,
@@ -53,8 +58,22 @@ _RETRY_WITH_NEW_CONTAINER = {2207001, 2207003, 2207008, 2207020, 2207032, 220705
 class InstagramClient(MetaClient):
     name = "instagram"
     display_name = "Instagram"
+    credential_vars = CredentialVars("INSTAGRAM_APP_ID", "INSTAGRAM_APP_SECRET", "INSTAGRAM_CONFIG_ID")
+    webhook_object = "instagram"
     scopes = ("instagram_basic", "instagram_content_publish", "instagram_manage_insights", "pages_show_list",
               "pages_read_engagement", "business_management")
+    # the usual content_publishing_limit; the platform's own figure wins where it answers
+    daily_limit = 100
+    options = {
+        "share_to_feed": opt.flag(),
+        "cover_url": opt.url(),
+        "thumb_offset": opt.integer(0, 15 * 60 * 1000),  # milliseconds into the video
+        "image_url": opt.url(),
+        "alt_text": opt.text(1000),
+        "collaborators": opt.texts(3, 30, r"[A-Za-z0-9._]+"),  # Instagram usernames
+        "items": opt.media_items(2, 10),
+    }
+    first_stage = "start"
 
     # permalink reads the published media; done only reports (poll may publish: not here)
     reading_stages = frozenset({"permalink", "done"})
@@ -72,27 +91,29 @@ class InstagramClient(MetaClient):
 
     # ------------------------------------------------------------------ accounts
     def fetch_accounts(self, tokens: TokenSet) -> list[AccountProfile]:
-        """Every Instagram professional account linked to a Page of this login."""
+        """Every Instagram professional account linked to a Page of this login, each with the
+        Page's token (no expiry, so no refresh token)."""
         token = tokens.access_token
         granted = set((tokens.scope or "").split(",")) - {""}
         if granted and "instagram_content_publish" not in granted:
             raise Reauthorize("Instagram publishing permission was not granted; connect again and allow every "
                               "requested permission.", platform=self.name, code="permission_missing")
         me = self.graph_get(token, "me", {"fields": "id,name"})
-        pages = self.graph_list(token, "me/accounts", {"fields": "id,name,instagram_business_account", "limit": 100})
+        pages = self.graph_list(token, "me/accounts",
+                                {"fields": "id,name,access_token,instagram_business_account", "limit": 100})
         accounts = []
         for page in pages:
             linked = page.get("instagram_business_account") or {}
-            if not linked.get("id"):
+            if not linked.get("id") or not page.get("access_token"):
                 continue
-            profile = self.graph_get(token, linked["id"], {"fields": "id,username,name,profile_picture_url"})
+            page_token = page["access_token"]
+            profile = self.graph_get(page_token, linked["id"], {"fields": "id,username,name,profile_picture_url"})
             accounts.append(AccountProfile(
                 account_id=str(profile["id"]),
                 account_name=profile.get("name") or profile.get("username") or str(profile["id"]),
                 username=profile.get("username"),
                 picture_url=profile.get("profile_picture_url"),
-                tokens=TokenSet(access_token=token, refresh_token=tokens.refresh_token, expires_at=tokens.expires_at,
-                                scope=tokens.scope),
+                tokens=TokenSet(access_token=page_token, scope=tokens.scope),
                 metadata={"page_id": str(page["id"]), "page_name": page.get("name"), "user_id": str(me["id"])},
             ))
         if not accounts:
@@ -102,7 +123,7 @@ class InstagramClient(MetaClient):
         return accounts
 
     # ------------------------------------------------------------------ validation
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
         """Instagram counts hashtags and @-mentions in the caption as published."""
         caption = self.compose_caption(content)
         issues = [i for i in self.requirements.check(self.display_name, content, caption, media)
@@ -123,11 +144,8 @@ class InstagramClient(MetaClient):
         return issues
 
     # ------------------------------------------------------------------ publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
-        checkpoint = dict(job.checkpoint or {})
-        if (checkpoint.get("stage") or "start") == "start":
-            checkpoint = self._plan(job, checkpoint)
-        return getattr(self, f"_stage_{checkpoint['stage']}")(job, checkpoint)
+    def step_start(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        return self.run_step(job, self._plan(job, cp))
 
     def _plan(self, job: PublishJob, checkpoint: dict[str, Any]) -> dict[str, Any]:
         """What to create, decided once per container (no platform effect)."""
@@ -148,7 +166,7 @@ class InstagramClient(MetaClient):
             plan.update(stage="child", items=items, children=[])
         return plan
 
-    def _stage_child(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_child(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         item = cp["items"][len(cp["children"])]
         data: dict[str, Any] = {"is_carousel_item": True}
         if item["type"] == "video":
@@ -160,7 +178,7 @@ class InstagramClient(MetaClient):
         stage = "children_poll" if len(children) == len(cp["items"]) else "child"
         return StepResult({**cp, "children": children, "stage": stage})
 
-    def _stage_children_poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_children_poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         for child in cp["children"]:
             status = self._status(job, child)
             code = status.get("status_code")
@@ -170,9 +188,9 @@ class InstagramClient(MetaClient):
                 return self._restart(cp)
             if code != "FINISHED":
                 raise self._container_failed(status, cp)
-        return self._stage_container(job, {**cp, "stage": "container", "polls": 0})
+        return self.step_container(job, {**cp, "stage": "container", "polls": 0})
 
-    def _stage_container(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_container(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         content, kind = job.content, cp["kind"]
         data: dict[str, Any] = {"caption": job.caption}
         if kind == "REELS":
@@ -194,7 +212,7 @@ class InstagramClient(MetaClient):
         body = self.graph_post(job.account.access_token, f"{job.account.account_id}/media", data)
         return StepResult({**cp, "stage": "poll", "container_id": str(body["id"]), "polls": 0})
 
-    def _stage_poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         status = self._status(job, cp["container_id"])
         code = status.get("status_code")
         if code == "FINISHED":
@@ -203,16 +221,16 @@ class InstagramClient(MetaClient):
             return self._wait(cp)
         if code == "PUBLISHED":
             # Already published (an earlier attempt's answer was lost): never publish it again.
-            return self._stage_permalink(job, {**cp, "stage": "permalink", "media_id": self._published_media(job)})
+            return self.step_permalink(job, {**cp, "stage": "permalink", "media_id": self._published_media(job)})
         if code == "EXPIRED" or (code == "ERROR" and _subcode(status) in _RETRY_WITH_NEW_CONTAINER):
             return self._restart(cp)
         raise self._container_failed(status, cp)
 
     def _publish(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         account = job.account
-        response = self.http.request("POST", self.graph_url(f"{account.account_id}/media_publish"),
-                                     data={"creation_id": cp["container_id"]}, headers=self.auth(account.access_token),
-                                     idempotent=False)
+        response = self.graph_request("POST", self.graph_url(f"{account.account_id}/media_publish"),
+                                      account.access_token, data={"creation_id": cp["container_id"]},
+                                      idempotent=False)
         if response.status_code >= 400:
             error = graph_error(self._json(response, strict=False)) or {}
             if error.get("code") == 9007 or error.get("error_subcode") == 2207027:
@@ -223,7 +241,7 @@ class InstagramClient(MetaClient):
         media_id = str(self._json(response)["id"])
         return StepResult({**cp, "stage": "permalink", "media_id": media_id})
 
-    def _stage_permalink(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_permalink(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         # media_publish answered with the media id: the post is live. Its permalink is a courtesy,
         # and a read that fails here (5xx, timeout, a refused token) must never turn a published
         # post into a failed one that Retry would send again.
@@ -232,9 +250,9 @@ class InstagramClient(MetaClient):
                 "permalink")
         except PlatformError:
             permalink = None
-        return self._stage_done(job, {**cp, "stage": "done", "permalink": permalink})
+        return self.step_done(job, {**cp, "stage": "done", "permalink": permalink})
 
-    def _stage_done(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_done(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         return StepResult(cp, done=True, platform_post_id=cp["media_id"], platform_post_url=cp.get("permalink"))
 
     # --- helpers of the stages

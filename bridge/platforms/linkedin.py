@@ -7,22 +7,31 @@ A text post is one call, `POST /rest/posts`. A video post goes through the Video
 
 and holds the video URN, the upload instructions, the upload token and the ETags collected so
 far, so a crashed upload resumes at its next part. LinkedIn has no idempotency key: a create whose
-answer was lost is settled by listing the author's recent posts and matching the commentary.
+answer was lost is settled by listing the author's recent posts and matching the commentary; apps
+without `r_member_social` (Share on LinkedIn) may not list them, so there the create is sent again
+and LinkedIn's duplicate answer, which names the post that went out, settles it.
+
+Every `/rest/` call names the API version (`LinkedIn-Version`, YYYYMM, from
+`AURAREELS_LINKEDIN_VERSION`). LinkedIn supports a version about a year and then answers 426;
+`/health` warns 30 days before the configured version's sunset.
 """
 from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
 from bridge.config import Settings
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
+    EnvSetting,
     Issue,
     MediaInfo,
     Metrics,
@@ -58,10 +67,21 @@ MAX_POLLS = 720  # processing polls (about 12 hours at the longest wait) before 
 RECONCILE_SLACK_MS = 10 * 60 * 1000  # clock difference tolerated when matching a lost post
 # our privacy values (and other platforms' names for the same audience) -> LinkedIn visibility
 VISIBILITY = {
-    "PUBLIC": "PUBLIC", "public": "PUBLIC", "PUBLIC_TO_EVERYONE": "PUBLIC",
-    "CONNECTIONS": "CONNECTIONS", "connections": "CONNECTIONS", "MUTUAL_FOLLOW_FRIENDS": "CONNECTIONS",
-    "FOLLOWER_OF_CREATOR": "CONNECTIONS", "LOGGED_IN": "LOGGED_IN",
+    "PUBLIC": "PUBLIC", "PUBLIC_TO_EVERYONE": "PUBLIC", "CONNECTIONS": "CONNECTIONS",
+    "MUTUAL_FOLLOW_FRIENDS": "CONNECTIONS", "FOLLOWER_OF_CREATOR": "CONNECTIONS", "LOGGED_IN": "LOGGED_IN",
 }
+# The default LinkedIn-Version: 202607 (July 2026) is listed as current by LinkedIn's versioning
+# page in the second half of 2026 and is supported until about July 2027 (checked 2026-12-03).
+API_VERSION = "202607"
+VERSION_SETTING = EnvSetting("AURAREELS_LINKEDIN_VERSION", r"20\d{2}(0[1-9]|1[0-2])",
+                             "a LinkedIn API version YYYYMM such as 202607")
+SUNSET_DAY = 15  # LinkedIn sunsets version YYYYMM around the 15th of the same month a year later
+SUNSET_WARNING = timedelta(days=30)
+
+
+def sunset_of(version: str) -> date:
+    """The day LinkedIn stops answering `version` (about twelve months after its release)."""
+    return date(int(version[:4]) + 1, int(version[4:6]), SUNSET_DAY)
 
 
 def little_text(text: str) -> str:
@@ -98,9 +118,13 @@ class LinkedInClient(PlatformClient):
     scopes = ("openid", "profile", "email", "w_member_social")
     scope_separator = " "
     token_auth = "body"  # client id and secret in the form body
+    credential_vars = CredentialVars("LINKEDIN_CLIENT_ID", "LINKEDIN_CLIENT_SECRET")
+    env_settings = (VERSION_SETTING,)
+    # Share on LinkedIn: 150 requests per member per day (LinkedIn's figure for the product)
+    daily_limit = 150
+    options = {"disable_reshare": opt.flag()}
+    first_stage = "init"
 
-    # Every /rest/ call names the API version (YYYYMM); versions are sunset after about a year.
-    api_version: ClassVar[str] = "202601"
     restli_protocol: ClassVar[str] = "2.0.0"
 
     # processing polls the video status; done only reports
@@ -119,8 +143,18 @@ class LinkedInClient(PlatformClient):
 
     def __init__(self, settings: Settings, http: PlatformHttp | None = None, *, api_version: str | None = None):
         super().__init__(settings, http)
-        if api_version:
-            self.api_version = api_version
+        # every /rest/ call names this version (YYYYMM)
+        self.api_version = api_version or self.env(VERSION_SETTING.name) or API_VERSION
+
+    def health_warnings(self, today: date | None = None) -> list[str]:
+        """A warning from 30 days before the configured version's sunset (and after it)."""
+        today = today or datetime.now(timezone.utc).date()
+        sunset = sunset_of(self.api_version)
+        if today < sunset - SUNSET_WARNING:
+            return []
+        when = "was sunset on" if today >= sunset else "is sunset on"
+        return [f"LinkedIn API version {self.api_version} {when} about {sunset.isoformat()} (LinkedIn then answers "
+                f"426); set {VERSION_SETTING.name} to a newer version LinkedIn supports."]
 
     # ------------------------------------------------------------------ accounts
     def fetch_accounts(self, tokens: TokenSet) -> list[AccountProfile]:
@@ -141,8 +175,8 @@ class LinkedInClient(PlatformClient):
         )]
 
     # ------------------------------------------------------------------ requirements
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
-        issues = super().validate(content, media)
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+        issues = super().check_content(content, media)
         size = media.size if media is not None else None
         if content.media_type == "video" and size is not None and size < MIN_VIDEO_BYTES:
             issues.append(Issue("video", "video_too_small", "LinkedIn needs a video of at least 75 KB."))
@@ -153,19 +187,13 @@ class LinkedInClient(PlatformClient):
         return VISIBILITY.get(privacy_level or "PUBLIC", "PUBLIC")
 
     # ------------------------------------------------------------------ publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
-        stage = self._stage(job)
-        step = {"init": self._init, "upload": self._upload_part, "finalize": self._finalize,
-                "processing": self._poll, "post": self._create_post, "done": self._done}.get(stage)
-        if step is None:
-            raise Rejected(f"The saved LinkedIn progress is not understood (stage {stage!r}); retry the post.",
-                           platform=self.name, code="bad_checkpoint")
-        return step(job, dict(job.checkpoint, stage=stage))
+    def start_stage(self, job: PublishJob) -> str:
+        return "post" if job.content.media_type == "text" else self.first_stage
 
     def _stage(self, job: PublishJob) -> str:
-        return job.checkpoint.get("stage") or ("post" if job.content.media_type == "text" else "init")
+        return job.checkpoint.get("stage") or self.start_stage(job)
 
-    def _init(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_init(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         self._check_caption(job)  # before uploading anything that LinkedIn would then refuse to post
         info = MediaSource(self.settings, job.content.video_url or "").probe()
         if not info.size:
@@ -184,7 +212,7 @@ class LinkedInClient(PlatformClient):
                            "parts": parts, "expires_at": value.get("uploadUrlsExpireAt"), "etags": [],
                            "size": info.size, "restarts": cp.get("restarts", 0)})
 
-    def _upload_part(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_upload(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         index = len(cp["etags"])
         first, last, url = cp["parts"][index]
         if cp.get("expires_at") and time.time() * 1000 >= cp["expires_at"]:
@@ -213,7 +241,7 @@ class LinkedInClient(PlatformClient):
                            platform=self.name, code="upload_expired")
         return StepResult({"stage": "init", "restarts": cp.get("restarts", 0) + 1})
 
-    def _finalize(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_finalize(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         response = self._rest(job.account, "POST", "/rest/videos?action=finalizeUpload", json={
             "finalizeUploadRequest": {"video": cp["video"], "uploadToken": cp.get("upload_token", ""),
                                       "uploadedPartIds": cp["etags"]}})
@@ -225,7 +253,7 @@ class LinkedInClient(PlatformClient):
         """After finalize only the video URN matters; the signed upload URLs are dropped."""
         return {"stage": "processing", "video": cp["video"], "size": cp.get("size"), "polls": 0}
 
-    def _poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_processing(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         status, reason = self._video_status(job.account, cp["video"])
         if status == "AVAILABLE":
             return StepResult({**cp, "stage": "post", "since": int(time.time() * 1000)})
@@ -239,7 +267,7 @@ class LinkedInClient(PlatformClient):
                            platform=self.name, code="video_processing_timeout")
         return StepResult({**cp, "polls": polls}, wait=min(60.0, 5.0 * polls))
 
-    def _create_post(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_post(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         self._check_caption(job)
         response = self._rest(job.account, "POST", "/rest/posts", json=self._post_body(job, cp))
         if response.status_code == 422 and cp.get("retried"):
@@ -254,6 +282,9 @@ class LinkedInClient(PlatformClient):
             raise UnknownOutcome("LinkedIn accepted the post without saying its id; checking its records.",
                                  platform=self.name, code="unknown_outcome", http_status=response.status_code)
         return self._done(job, {**cp, "stage": "done", "post": urn})
+
+    def step_done(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        return self._done(job, cp)
 
     def _done(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         urn = cp["post"]
@@ -299,19 +330,21 @@ class LinkedInClient(PlatformClient):
             urn = self._find_post(job, cp)
             if urn:
                 return self._done(job, {**cp, "stage": "done", "post": urn})
+            # not listed, or not listable: sending it again is safe, because LinkedIn answers a
+            # duplicate of a post that did go out by naming that post (see step_post)
             return StepResult({**cp, "retried": True})
         # init: an initialized video with no bytes never publishes by itself, so a fresh init is
         # safe; upload and processing only send idempotent PUTs and reads.
         return StepResult(cp)
 
     def _find_post(self, job: PublishJob, cp: dict[str, Any]) -> str | None:
+        """Our post among the author's recent ones; None when absent or when the app may not list
+        them (403: listing needs r_member_social, which Share-on-LinkedIn apps do not get)."""
         author = self._author(job.account)
         response = self._rest(job.account, "GET", f"/rest/posts?author={quote(author, safe='')}&q=author&count=20"
                                                   f"&sortBy=LAST_MODIFIED")
         if response.status_code == 403:
-            raise UnknownOutcome("LinkedIn does not let this app list the member's posts, so whether the post went out "
-                                 "cannot be confirmed; check the LinkedIn profile.", platform=self.name,
-                                 code="unconfirmed", http_status=403)
+            return None
         self.raise_for(response)
         expected = little_text(job.caption)
         since = (cp.get("since") or int(time.time() * 1000) - 86_400_000) - RECONCILE_SLACK_MS
@@ -326,9 +359,15 @@ class LinkedInClient(PlatformClient):
     # ------------------------------------------------------------------ metrics
     def fetch_metrics(self, account: AccountRef, platform_post_id: str) -> Metrics:
         """Likes and comments from socialActions; views and reshares from the member post
-        analytics where the login carries `r_member_postAnalytics` (it needs LinkedIn's approval)."""
+        analytics where the login carries `r_member_postAnalytics` (it needs LinkedIn's approval).
+        socialActions needs `r_member_social`, which Share-on-LinkedIn apps do not get: its 403 is
+        `metrics_unavailable`, nothing the creator could fix by reconnecting."""
         encoded = quote(platform_post_id, safe="")
         response = self._rest(account, "GET", f"/rest/socialActions/{encoded}")
+        if response.status_code == 403:
+            raise Rejected("LinkedIn does not share this post's statistics with this site's app (it needs LinkedIn's "
+                           "r_member_social permission).", platform=self.name, code="metrics_unavailable",
+                           http_status=403)
         self.raise_for(response)
         body = self._json(response)
         metrics = Metrics(
@@ -385,7 +424,8 @@ class LinkedInClient(PlatformClient):
                                code="rate_limited", **common)
         if code in ("VERSION_MISSING", "NONEXISTENT_VERSION") or status == 426:
             return Rejected(f"LinkedIn no longer accepts API version {self.api_version} that this bridge sends; the "
-                            f"site administrator must update the bridge.", code="api_version_unsupported", **common)
+                            f"site administrator must set {VERSION_SETTING.name} to a version LinkedIn supports.",
+                            code="api_version_unsupported", **common)
         if "duplicate" in message.lower():
             return Rejected("LinkedIn refused the post because the same text was posted recently; change the text and "
                             "post again.", code="duplicate_content", **common)

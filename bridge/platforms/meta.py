@@ -3,13 +3,16 @@
 Both platforms log in through Facebook Login, call `graph.facebook.com` with the same versioned
 paths and answer errors in the same envelope, so this module holds what they share:
 
-* `GRAPH_VERSION`, the one place the Graph version is chosen (a client may override
-  `graph_version`);
+* `GRAPH_VERSION`, the default Graph version; `AURAREELS_GRAPH_VERSION` overrides it;
 * `MetaClient`, the Facebook-Login OAuth (dialog on www.facebook.com, code exchange by GET on
   `/oauth/access_token`, then the short-lived -> long-lived exchange with `fb_exchange_token`),
-  small Graph helpers, and `map_error` for the Graph error envelope;
+  the Graph calls (every one carries `appsecret_proof`, which apps with "Require App Secret"
+  demand), and `map_error` for the Graph error envelope;
 * the webhook helpers `verify_subscription` (the `hub.challenge` handshake) and
-  `verify_signature` (`X-Hub-Signature-256`).
+  `verify_signature` (`X-Hub-Signature-256`), and the webhook hooks both platforms share.
+
+Apps of the Facebook Login for Business kind authorize with a configuration (`config_id`, from
+`INSTAGRAM_CONFIG_ID` / `FACEBOOK_CONFIG_ID`) that lists the permissions, instead of `scope`.
 """
 from __future__ import annotations
 
@@ -25,7 +28,14 @@ from typing import Any, ClassVar, Mapping
 import httpx
 
 from bridge.logs import redact
-from bridge.platforms.base import AccountRef, PlatformClient, TokenSet, retry_after_seconds
+from bridge.platforms.base import (
+    AccountRef,
+    EnvSetting,
+    PlatformClient,
+    TokenSet,
+    WebhookEvent,
+    retry_after_seconds,
+)
 from bridge.platforms.errors import (
     PlatformError,
     RateLimited,
@@ -35,14 +45,15 @@ from bridge.platforms.errors import (
     Transient,
 )
 
-# The current Graph version when this was written (Meta keeps each version about two years).
-GRAPH_VERSION = "v25.0"
+# The default Graph version: v26.0 (released 2026-07-29) is the newest Meta's changelog lists on
+# 2026-12-03, and Meta keeps a version about two years. AURAREELS_GRAPH_VERSION overrides it.
+GRAPH_VERSION = "v26.0"
+GRAPH_VERSION_SETTING = EnvSetting("AURAREELS_GRAPH_VERSION", r"v\d{1,2}\.0", "a Graph API version such as v26.0")
 
 GRAPH = "https://graph.facebook.com"
-GRAPH_VIDEO = "https://graph-video.facebook.com"
 WWW = "https://www.facebook.com"
 RUPLOAD = "https://rupload.facebook.com"
-META_HOSTS = ("graph.facebook.com", "graph-video.facebook.com", "www.facebook.com", "rupload.facebook.com")
+META_HOSTS = ("graph.facebook.com", "www.facebook.com", "rupload.facebook.com")
 
 # error_subcode of code 190 that mean the grant itself is gone (app removed, password changed,
 # session invalidated, checkpoint): refreshing cannot help, the creator must log in again.
@@ -147,8 +158,11 @@ def server_now(response: httpx.Response | None) -> float:
 class MetaClient(PlatformClient):
     """Facebook Login and the Graph API; Instagram and Facebook Pages subclass it."""
 
-    graph_version: ClassVar[str] = GRAPH_VERSION
     hosts = META_HOSTS
+    env_settings = (GRAPH_VERSION_SETTING,)
+    webhook = "meta"
+    # the `object` of the Meta webhook deliveries that are this platform's
+    webhook_object: ClassVar[str]
     scope_separator = ","
     # Meta's code exchange is a GET with the client credentials in the query string.
     token_request_format = "query"
@@ -157,15 +171,26 @@ class MetaClient(PlatformClient):
     poll_seconds: ClassVar[float] = 30.0
 
     @property
+    def graph_version(self) -> str:
+        return self.env(GRAPH_VERSION_SETTING.name) or GRAPH_VERSION
+
+    @property
     def authorize_url(self) -> str:  # type: ignore[override]
         return f"{WWW}/{self.graph_version}/dialog/oauth"
+
+    def authorize_params(self, params: dict[str, str]) -> dict[str, str]:
+        # Facebook Login for Business: the configuration names the permissions; `scope` is not sent
+        if self.config_id:
+            params = {k: v for k, v in params.items() if k != "scope"}
+            params["config_id"] = self.config_id
+        return params
 
     @property
     def token_url(self) -> str:  # type: ignore[override]
         return self.graph_url("oauth/access_token")
 
-    def graph_url(self, path: str, base: str = GRAPH) -> str:
-        return f"{base}/{self.graph_version}/{path.lstrip('/')}"
+    def graph_url(self, path: str) -> str:
+        return f"{GRAPH}/{self.graph_version}/{path.lstrip('/')}"
 
     # ------------------------------------------------------------------ OAuth
     def exchange_code(self, code: str, code_verifier: str | None = None) -> TokenSet:
@@ -177,21 +202,20 @@ class MetaClient(PlatformClient):
         return tokens
 
     def exchange_long_lived(self, token: str) -> TokenSet:
+        """Short-lived -> long-lived user token (about 60 days). Meta has no refresh grant and
+        does not document a re-exchange as extending a long-lived token, so no refresh token is
+        kept: both platforms publish with Page tokens made from this one, which do not expire."""
         body = self._token_request({"grant_type": "fb_exchange_token", "fb_exchange_token": token})
         tokens = self.parse_token_response(body)
-        # Meta has no refresh grant: the long-lived token is re-exchanged while it is valid, so it
-        # doubles as the refresh token.
-        tokens.refresh_token = tokens.access_token
+        tokens.refresh_token = None
         return tokens
 
     def refresh(self, refresh_token: str) -> TokenSet:
-        """Re-exchange a still-valid long-lived user token; an expired one needs a new login."""
-        try:
-            return self.exchange_long_lived(refresh_token)
-        except TokenExpired as exc:
-            raise Reauthorize(f"The {self.display_name} login has expired; connect the account again.",
-                              platform=self.name, code="login_expired", platform_code=exc.platform_code,
-                              http_status=exc.http_status) from None
+        """Accounts connected before Page tokens were used hold a long-lived user token as their
+        "refresh token"; Meta documents no way to extend it, so they connect once more."""
+        raise Reauthorize(f"{self.display_name} now publishes with your Facebook Page's token, which does not "
+                          f"expire; connect the account again once to switch to it.", platform=self.name,
+                          code="login_expired")
 
     def revoke(self, account: AccountRef) -> bool:
         """Remove the app's permissions for the Meta user behind the account. This ends the whole
@@ -202,7 +226,7 @@ class MetaClient(PlatformClient):
             url, token = self.graph_url(f"{user_id}/permissions"), f"{self.client_id}|{self.client_secret}"
         else:
             url, token = self.graph_url("me/permissions"), account.access_token
-        response = self.http.request("DELETE", url, headers=self.auth(token), idempotent=True)
+        response = self.graph_request("DELETE", url, token, idempotent=True)
         if response.status_code < 400:
             return True
         error = graph_error(self._json(response, strict=False)) or {}
@@ -219,20 +243,36 @@ class MetaClient(PlatformClient):
         # A header keeps tokens out of URLs (and so out of access logs).
         return {"Authorization": f"Bearer {token}"}
 
-    def graph_get(self, token: str, path: str, params: dict[str, Any] | None = None, *,
-                  base: str = GRAPH) -> dict[str, Any]:
+    def appsecret_proof(self, token: str) -> str | None:
+        """HMAC-SHA256 of the access token under the app secret, in hex: the proof that a call
+        comes from the app's server. An app token (`id|secret`) needs none."""
+        if not self.client_secret or "|" in token:
+            return None
+        return hmac.new(self.client_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+    def graph_request(self, method: str, url: str, token: str, *, params: dict[str, Any] | None = None,
+                      **kwargs: Any) -> httpx.Response:
+        """Every Graph call goes through here: the token in a header, the proof in the query."""
+        proof = self.appsecret_proof(token)
+        params = {**(params or {}), **({"appsecret_proof": proof} if proof else {})}
+        headers = {**self.auth(token), **kwargs.pop("headers", {})}
+        # merged into the URL's own query (a `paging.next` URL carries its cursor there); httpx's
+        # `params` would replace it
+        target = str(httpx.URL(url).copy_merge_params(params))
+        return self.http.request(method, target, headers=headers, **kwargs)
+
+    def graph_get(self, token: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET a Graph path (relative, or an absolute `paging.next` URL); raises the mapped error."""
-        url = path if path.startswith("https://") else self.graph_url(path, base)
-        response = self.http.request("GET", url, params=params, headers=self.auth(token))
+        url = path if path.startswith("https://") else self.graph_url(path)
+        response = self.graph_request("GET", url, token, params=params)
         self.raise_for(response)
         return self._json(response)
 
-    def graph_post(self, token: str, path: str, data: dict[str, Any], *, base: str = GRAPH,
-                   effect: bool = True) -> dict[str, Any]:
+    def graph_post(self, token: str, path: str, data: dict[str, Any], *, effect: bool = True) -> dict[str, Any]:
         """POST form fields. With `effect` (creates something), a 5xx or timeout after sending is
         `UnknownOutcome`."""
-        response = self.http.request("POST", self.graph_url(path, base), data=form_fields(data),
-                                     headers=self.auth(token), idempotent=not effect)
+        response = self.graph_request("POST", self.graph_url(path), token, data=form_fields(data),
+                                      idempotent=not effect)
         self.raise_for(response, sent_effect=effect)
         return self._json(response)
 
@@ -247,6 +287,24 @@ class MetaClient(PlatformClient):
                 break
             body = self.graph_get(token, following)
         return items
+
+    # ------------------------------------------------------------------ webhooks
+    def webhook_signed(self, headers: Any, body: bytes, now: float) -> bool:
+        return verify_signature(self.client_secret, headers.get("X-Hub-Signature-256"), body)
+
+    def read_webhook(self, payload: dict[str, Any]) -> WebhookEvent | None:
+        """A permission revoked on Meta marks the accounts of the entry for reconnection."""
+        if payload.get("object") != self.webhook_object:
+            return None
+        event = WebhookEvent(name=str(payload.get("object")))
+        for entry in _dicts(payload.get("entry")):
+            if not isinstance(entry.get("id"), (str, int)):
+                continue
+            if any(change.get("field") == "permissions" and isinstance(change.get("value"), dict)
+                   and change["value"].get("verb") == "revoke" for change in _dicts(entry.get("changes"))):
+                event.reconnect.append((str(entry["id"]), "The permission was removed on Meta; connect the account "
+                                                         "again."))
+        return event
 
     # ------------------------------------------------------------------ errors
     def map_error(self, response: httpx.Response, body: Any = None) -> PlatformError:
@@ -323,6 +381,10 @@ class MetaClient(PlatformClient):
                                 **kw)
         return Rejected(f"{self.display_name} refused the video upload: {safe_text(info.get('message'))}",
                         code="upload_rejected", **kw)
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def form_fields(data: dict[str, Any]) -> dict[str, str]:

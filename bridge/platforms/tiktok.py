@@ -3,7 +3,8 @@
 A direct post runs as these checkpoint stages, one platform-side effect per step:
 
     creator_info  query the creator's options (privacy levels, max duration, interaction flags),
-                  probe the video, choose what to send                      -> init
+                  check the creator's privacy choice against them, probe the video,
+                  choose what to send                                        -> init
     init          POST video/init (FILE_UPLOAD or PULL_FROM_URL) or content/init (photos);
                   `publish_id` and `upload_url` go into the checkpoint      -> upload | status
     upload        PUT one chunk; progress comes from the returned Content-Range -> upload | status
@@ -13,6 +14,12 @@ A direct post runs as these checkpoint stages, one platform-side effect per step
 TikTok has no idempotency key: a re-sent init is a second post. So the checkpoint keeps the
 `publish_id` before anything else, and a lost init is settled by `reconcile` from TikTok's own
 records before it is sent again. `verify_webhook` checks the `TikTok-Signature` of webhook events.
+
+Privacy follows TikTok's Content Sharing Guidelines: the creator chooses (there is no default, so a
+post without a choice is refused at the request and never sent as public); a choice is sent only
+when the account offers it (`PUBLIC` is `PUBLIC_TO_EVERYONE` only where offered; an unaudited app
+is offered `SELF_ONLY` alone); branded content cannot be `SELF_ONLY`. `account_options` tells a
+composer what the account offers right now.
 """
 from __future__ import annotations
 
@@ -25,9 +32,11 @@ from typing import Any
 
 import httpx
 
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
     Issue,
     MediaInfo,
     Metrics,
@@ -38,6 +47,7 @@ from bridge.platforms.base import (
     Requirements,
     StepResult,
     TokenSet,
+    WebhookEvent,
     count_utf16_units,
     retry_after_seconds,
 )
@@ -233,6 +243,22 @@ class TikTokClient(PlatformClient):
     name = "tiktok"
     display_name = "TikTok"
     hosts = ("www.tiktok.com", "open.tiktokapis.com", "open-upload.tiktokapis.com")
+    credential_vars = CredentialVars("TIKTOK_CLIENT_ID", "TIKTOK_CLIENT_SECRET")
+    # TikTok publishes no number; 15 posts per creator per 24 h is the commonly cited cap
+    daily_limit = 15
+    # TikTok's guidelines: the creator chooses the audience, there is no default
+    default_privacy = None
+    webhook = "tiktok"
+    options = {
+        "tiktok_source": opt.choice("FILE_UPLOAD", "PULL_FROM_URL"),
+        "brand_content_toggle": opt.flag(),
+        "brand_organic_toggle": opt.flag(),
+        "is_aigc": opt.flag(),
+        "auto_add_music": opt.flag(),
+        "video_cover_timestamp_ms": opt.integer(0, 2**31 - 1),
+        "photo_cover_index": opt.integer(0, 34),
+        "image_urls": opt.urls(1, 35),
+    }
 
     authorize_url = "https://www.tiktok.com/v2/auth/authorize/"
     token_url = f"{API}/v2/oauth/token/"
@@ -257,6 +283,7 @@ class TikTokClient(PlatformClient):
     photo_title_max = 90
     photo_max = 35
 
+    first_stage = "creator_info"
     # creator_info reads the creator's options (and the video), status polls: neither sends anything
     reading_stages = frozenset({None, "creator_info", "status", "published"})
     live_stages = frozenset({"status", "published"})  # after init TikTok posts by itself
@@ -299,14 +326,15 @@ class TikTokClient(PlatformClient):
         return Quota(limit=15, used=None, window_seconds=86400, source="bridge")
 
     # --------------------------------------------------------------------------- validation
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
         # privacy values are matched case-insensitively; photo posts have their own limits
         if content.privacy_level:
             content = replace(content, privacy_level=content.privacy_level.upper())
+        issues = self._privacy_issues(content)
         if content.media_type not in ("image", "carousel"):
-            return super().validate(content, media)
+            return issues + super().check_content(content, media)
         photo = replace(self.requirements, caption_max=self.photo_caption_max)
-        issues = photo.check(self.display_name, content, self.compose_caption(content))
+        issues += photo.check(self.display_name, content, self.compose_caption(content))
         if content.title and count_utf16_units(content.title) > self.photo_title_max:
             issues.append(Issue("title", "title_too_long",
                                 f"TikTok photo titles are at most {self.photo_title_max} characters."))
@@ -319,37 +347,56 @@ class TikTokClient(PlatformClient):
             issues.append(Issue("media", "image_format_unsupported", "TikTok accepts JPEG and WebP photos, not PNG."))
         return issues
 
-    # --------------------------------------------------------------------------- publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
-        stage = job.checkpoint.get("stage") or "creator_info"
-        if stage == "creator_info":
-            return self._step_creator_info(job)
-        if stage == "init":
-            return self._step_init(job)
-        if stage == "upload":
-            return self._step_upload(job)
-        if stage == "status":
-            return self._step_status(job)
-        if stage == "published":
-            return self._done(job.checkpoint, job.checkpoint["post_id"])
-        raise Rejected(f"Unknown TikTok publishing stage {stage!r}; retry the post.", platform=self.name,
-                       code="bad_checkpoint")
+    def _privacy_issues(self, content: PostContent) -> list[Issue]:
+        if not content.privacy_level:
+            return [Issue("privacy_level", "privacy_level_required",
+                          "Choose who can see the TikTok post (privacy_level): TikTok has no default audience. "
+                          "GET /accounts/{id}/options lists what the account offers.")]
+        if _branded(content) and PRIVACY.get(content.privacy_level) == "SELF_ONLY":
+            return [Issue("privacy_level", "branded_content_private",
+                          "TikTok does not allow branded content to be private (only me); choose another "
+                          "audience or turn branded content off.")]
+        return []
 
-    def _step_creator_info(self, job: PublishJob) -> StepResult:
+    def account_options(self, account: AccountRef) -> dict[str, Any]:
+        """The creator's options now, from TikTok's creator info: the privacy levels it offers
+        (send one of them as `privacy_level`), the longest video, and the interactions the
+        creator turned off (they are sent as disabled whatever the post asks)."""
+        info = self._creator_info(account.access_token)
+        return {
+            "privacy_level_options": list(info.get("privacy_level_options") or []),
+            "privacy_level_required": True,
+            "max_video_post_duration_sec": info.get("max_video_post_duration_sec"),
+            "comment_disabled": bool(info.get("comment_disabled")),
+            "duet_disabled": bool(info.get("duet_disabled")),
+            "stitch_disabled": bool(info.get("stitch_disabled")),
+            "creator_username": info.get("creator_username"),
+            "creator_nickname": info.get("creator_nickname"),
+        }
+
+    # --------------------------------------------------------------------------- publishing
+    def step_published(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        return self._done(cp, cp["post_id"])
+
+    def step_creator_info(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         info = self._creator_info(job.account.access_token)
         content = job.content
         photo = content.media_type in ("image", "carousel")
+        privacy = self._privacy(content.privacy_level, info.get("privacy_level_options") or [])
+        if privacy == "SELF_ONLY" and _branded(content):
+            raise Rejected("TikTok does not allow branded content to be private (only me); choose another audience "
+                           "or turn branded content off.", platform=self.name, code="branded_content_private")
         checkpoint: dict[str, Any] = {
             "stage": "init",
             "kind": "photo" if photo else "video",
-            "privacy_level": self._privacy(content.privacy_level, info.get("privacy_level_options") or []),
+            "privacy_level": privacy,
             "disable_comment": (not content.allow_comments) or bool(info.get("comment_disabled")),
             "disable_duet": (not content.allow_duet) or bool(info.get("duet_disabled")),
             "disable_stitch": (not content.allow_stitch) or bool(info.get("stitch_disabled")),
             "username": info.get("creator_username"),
             "info_at": int(time.time()),
-            "restarts": job.checkpoint.get("restarts", 0),
-            "attempt": job.checkpoint.get("attempt", 0),
+            "restarts": cp.get("restarts", 0),
+            "attempt": cp.get("attempt", 0),
         }
         if photo:
             checkpoint["photo_urls"] = self._photo_urls(content)
@@ -377,8 +424,7 @@ class TikTokClient(PlatformClient):
                               content_type=content_type if content_type in VIDEO_TYPES else "video/mp4")
         return StepResult(checkpoint)
 
-    def _step_init(self, job: PublishJob) -> StepResult:
-        cp = dict(job.checkpoint)
+    def step_init(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         if cp["kind"] == "photo":
             body, url = self._photo_body(job, cp), CONTENT_INIT
         else:
@@ -406,6 +452,8 @@ class TikTokClient(PlatformClient):
         }
         if job.content.extra.get("is_aigc") is not None:
             post_info["is_aigc"] = bool(job.content.extra["is_aigc"])
+        if job.content.extra.get("video_cover_timestamp_ms") is not None:
+            post_info["video_cover_timestamp_ms"] = int(job.content.extra["video_cover_timestamp_ms"])
         if cp["source"] == "PULL_FROM_URL":
             return {"post_info": post_info, "source_info": {"source": "PULL_FROM_URL",
                                                             "video_url": job.content.video_url}}
@@ -433,8 +481,7 @@ class TikTokClient(PlatformClient):
             "media_type": "PHOTO",
         }
 
-    def _step_upload(self, job: PublishJob) -> StepResult:
-        cp = dict(job.checkpoint)
+    def step_upload(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         if time.time() > cp["upload_expires_at"]:  # TikTok would refuse the chunk: do not send it
             return self._restart(cp, "upload_expired",
                                  "TikTok's upload address expired before the video was sent; retry the post.")
@@ -477,8 +524,7 @@ class TikTokClient(PlatformClient):
         return StepResult({"stage": "creator_info", "restarts": restarts, "attempt": cp.get("attempt", 0),
                            "abandoned": [*cp.get("abandoned", []), cp.get("publish_id")]})
 
-    def _step_status(self, job: PublishJob) -> StepResult:
-        cp = dict(job.checkpoint)
+    def step_status(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         response = self.http.request("POST", STATUS, json={"publish_id": cp["publish_id"]},
                                      headers=self._auth(job.account.access_token, json_=True))
         body = self._json(response, strict=False)
@@ -565,6 +611,30 @@ class TikTokClient(PlatformClient):
         return Metrics(views=int(video.get("view_count") or 0), likes=int(video.get("like_count") or 0),
                        comments=int(video.get("comment_count") or 0), shares=int(video.get("share_count") or 0))
 
+    # --------------------------------------------------------------------------- webhooks
+    def webhook_signed(self, headers: Any, body: bytes, now: float) -> bool:
+        return bool(self.client_secret) and verify_webhook(self.client_secret, headers.get("TikTok-Signature"), body,
+                                                           now)
+
+    def read_webhook(self, payload: dict[str, Any]) -> WebhookEvent:
+        """`post.publish.*` events wake the post of their `publish_id` (the engine then reads the
+        status: events never write it); `authorization.removed` marks the account for reconnection."""
+        content = payload.get("content")
+        if isinstance(content, str):  # TikTok sends `content` as a JSON-encoded string
+            try:
+                content = json.loads(content) if content else {}
+            except ValueError:
+                content = {}
+        content = content if isinstance(content, dict) else {}
+        name = payload.get("event") if isinstance(payload.get("event"), str) else ""
+        event = WebhookEvent(name=name)
+        publish_id, open_id = content.get("publish_id"), payload.get("user_openid")
+        if name.startswith("post.publish.") and isinstance(publish_id, str) and publish_id:
+            event.wake.append(("publish_id", publish_id))
+        elif name == "authorization.removed" and isinstance(open_id, str) and open_id:
+            event.reconnect.append((open_id, "TikTok removed the authorization; connect the account again."))
+        return event
+
     # --------------------------------------------------------------------------- errors
     def map_error(self, response: httpx.Response, body: Any = None) -> PlatformError:
         """TikTok's envelope `{"data":…, "error":{"code","message","log_id"}}` (also on HTTP 200
@@ -615,9 +685,13 @@ class TikTokClient(PlatformClient):
 
     def _privacy(self, requested: str | None, offered: list[str]) -> str:
         """TikTok's privacy value for the creator's choice; a choice the account does not offer
-        is refused naming the ones it does. No choice means PUBLIC, the posts table's default."""
-        wanted = PRIVACY.get((requested or "PUBLIC").strip().upper())
+        is refused naming the ones it does. No choice is refused too: TikTok has no default, and
+        a post is never sent as public unless the creator chose it."""
         names = ", ".join(PRIVACY_NAMES.get(o, o) for o in offered) or "none"
+        if not requested or not requested.strip():
+            raise Rejected(f"Choose who can see the TikTok post; this account offers: {names}.", platform=self.name,
+                           code="privacy_level_required")
+        wanted = PRIVACY.get(requested.strip().upper())
         if wanted is None:
             raise Rejected(f"TikTok has no privacy setting {requested!r}; this account offers: {names}.",
                            platform=self.name, code="privacy_level_unsupported")
@@ -635,6 +709,10 @@ class TikTokClient(PlatformClient):
     def _photo_urls(content: PostContent) -> list[str]:
         urls = content.extra.get("image_urls") or ([content.video_url] if content.video_url else [])
         return [str(u) for u in urls]
+
+
+def _branded(content: PostContent) -> bool:
+    return content.extra.get("brand_content_toggle") is True
 
 
 def _sentence(text: Any) -> str:

@@ -11,6 +11,12 @@ Publishing is a state machine on `checkpoint["stage"]`, one platform effect per 
 X has no idempotency key for posts. An unknown outcome of the post is settled by reading the
 user's own recent posts for the same text created after the attempt began.
 
+Media go through the dedicated v2 endpoints (`/2/media/upload/initialize`, `/{id}/append`,
+`/{id}/finalize`); the `command=INIT|APPEND|FINALIZE` form was retired in 2025 and only `STATUS`
+keeps `command=`. X bills reads and writes per use (credits): an exhausted balance (HTTP 402) is its
+own error, `credits_exhausted`, and nothing here reads posts unless it must (the quota is the
+bridge's own count; reconcile reads at most a few recent posts).
+
 Post text is counted the way X counts it (`weighted_length`, the twitter-text v3 rules).
 """
 from __future__ import annotations
@@ -27,9 +33,11 @@ from typing import Any, ClassVar, Iterator
 import httpx
 
 from bridge.config import Settings
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
     Issue,
     MediaInfo,
     Metrics,
@@ -174,6 +182,12 @@ class TwitterClient(PlatformClient):
     scopes = ("tweet.read", "tweet.write", "users.read", "media.write", "offline.access")
     uses_pkce = True  # X requires PKCE of every client, confidential ones too
     token_auth = "basic"  # a confidential ("Web App") client authenticates with HTTP Basic
+    credential_vars = CredentialVars("TWITTER_CLIENT_ID", "TWITTER_CLIENT_SECRET")
+    # Pay-per-use has no tier caps; X still limits posts per user (100 per 15 minutes). The bridge
+    # paces each account at 100 a rolling day unless AURAREELS_QUOTA_TWITTER says otherwise.
+    daily_limit = 100
+    options = {"image_urls": opt.urls(1, 4)}
+    first_stage = "init"
 
     # processing polls the upload status; posted only reports
     reading_stages = frozenset({"processing", "posted"})
@@ -190,13 +204,11 @@ class TwitterClient(PlatformClient):
     )
 
     # Deployment choices, each overridable by a constructor keyword.
-    # "paths": /2/media/upload/initialize, /{id}/append, /{id}/finalize (the current reference);
-    # "command": command=INIT|APPEND|FINALIZE on /2/media/upload (the first v2 release).
-    media_style: str = "paths"
     video_category: str = "tweet_video"  # amplify_video for accounts entitled to long videos
     max_video_seconds: float = 140.0
     chunk_bytes: int = 4 * MIB  # X takes segments of at most 5 MiB
-    daily_post_limit: int = 17  # the strictest published per-user cap (free tier); paid tiers allow more
+    # posts read to settle a lost post: each read is billed, and the search starts at the attempt
+    reconcile_reads: ClassVar[int] = 10
 
     max_images: ClassVar[int] = 4
     media_max_bytes: ClassVar[dict[str, int]] = {
@@ -206,17 +218,13 @@ class TwitterClient(PlatformClient):
     # tolerated difference between our clock and X's when matching a post's creation time
     clock_skew: ClassVar[timedelta] = timedelta(minutes=5)
 
-    def __init__(self, settings: Settings, http: PlatformHttp | None = None, *, media_style: str | None = None,
+    def __init__(self, settings: Settings, http: PlatformHttp | None = None, *,
                  video_category: str | None = None, max_video_seconds: float | None = None,
-                 chunk_bytes: int | None = None, daily_post_limit: int | None = None):
+                 chunk_bytes: int | None = None):
         super().__init__(settings, http)
-        if media_style not in (None, "paths", "command"):
-            raise ValueError("media_style is 'paths' or 'command'")
-        self.media_style = media_style or self.media_style
         self.video_category = video_category or self.video_category
         self.max_video_seconds = max_video_seconds or self.max_video_seconds
         self.chunk_bytes = min(chunk_bytes or self.chunk_bytes, 5 * MIB)
-        self.daily_post_limit = daily_post_limit or self.daily_post_limit
 
     # ------------------------------------------------------------------------------ OAuth
     def check_token_response(self, response: httpx.Response, body: dict[str, Any]) -> None:
@@ -259,7 +267,7 @@ class TwitterClient(PlatformClient):
         )]
 
     # ------------------------------------------------------------------------- requirements
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
         requirements = self.requirements
         if self.max_video_seconds != requirements.max_duration_sec:
             requirements = replace(requirements, max_duration_sec=self.max_video_seconds)
@@ -276,17 +284,11 @@ class TwitterClient(PlatformClient):
         return issues
 
     # --------------------------------------------------------------------------- publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
+    def run_step(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         """One step: init, one segment, finalize, one status poll, or the post itself."""
-        cp = dict(job.checkpoint or {})
-        stage = cp.get("stage", "init")
-        steps = {"init": self._init, "append": self._append, "finalize": self._finalize,
-                 "processing": self._poll, "post": self._post, "posted": self._completed}
-        if stage not in steps:
-            raise Rejected(f"The saved progress of this post is unreadable (stage {stage!r}).", platform=self.name,
-                           code="bad_checkpoint")
+        stage = cp.get("stage")
         try:
-            return steps[stage](job, cp)
+            return super().run_step(job, cp)
         except Rejected as error:
             if error.code == "media_expired" and stage in ("append", "finalize", "processing"):
                 # X forgot the upload (media ids expire); an unfinished upload never publishes
@@ -294,7 +296,7 @@ class TwitterClient(PlatformClient):
                 return StepResult(_next_item(cp, restart=True))
             raise
 
-    def _init(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_init(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         if "media" not in cp:
             cp.update(media=_media_urls(job.content), media_ids=[], media_keys=[])
             if job.content.media_type != "text" and not cp["media"]:
@@ -309,13 +311,8 @@ class TwitterClient(PlatformClient):
         category = self._category(media_type)
         self._check_media(info, media_type, category)
         fields = {"media_type": media_type, "total_bytes": info.size, "media_category": category}
-        if self.media_style == "command":
-            response = self.http.request("POST", f"{API}/media/upload", headers=self._auth(job),
-                                         data={"command": "INIT", **{k: str(v) for k, v in fields.items()}},
-                                         idempotent=False)
-        else:
-            response = self.http.request("POST", f"{API}/media/upload/initialize", headers=self._auth(job),
-                                         json=fields, idempotent=False)
+        response = self.http.request("POST", f"{API}/media/upload/initialize", headers=self._auth(job), json=fields,
+                                     idempotent=False)
         self.raise_for(response, sent_effect=True)
         data = self._json(response).get("data") or {}
         media_id = str(data.get("id") or data.get("media_id_string") or "")
@@ -326,15 +323,12 @@ class TwitterClient(PlatformClient):
                   category=category, total=info.size, offset=0, segment=0)
         return StepResult(cp)
 
-    def _append(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_append(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         offset, total, segment = cp["offset"], cp["total"], cp["segment"]
         end = min(offset + self.chunk_bytes, total)
         source = MediaSource(self.settings, cp["media"][len(cp["media_ids"])])
         fields = {"segment_index": str(segment)}
         url = f"{API}/media/upload/{cp['media_id']}/append"
-        if self.media_style == "command":
-            fields = {"command": "APPEND", "media_id": cp["media_id"], **fields}
-            url = f"{API}/media/upload"
         body, headers = multipart(fields, _exactly(source.iter_range(offset, end - 1), end - offset), end - offset)
         # A segment index sent again replaces the earlier copy, so APPEND is safe to repeat: a
         # failed or unanswered segment is simply sent again from this checkpoint.
@@ -347,22 +341,19 @@ class TwitterClient(PlatformClient):
             cp["stage"] = "finalize"
         return StepResult(cp)
 
-    def _finalize(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
-        if self.media_style == "command":
-            response = self.http.request("POST", f"{API}/media/upload", headers=self._auth(job),
-                                         data={"command": "FINALIZE", "media_id": cp["media_id"]}, idempotent=False)
-        else:
-            response = self.http.request("POST", f"{API}/media/upload/{cp['media_id']}/finalize",
-                                         headers=self._auth(job), idempotent=False)
+    def step_finalize(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        response = self.http.request("POST", f"{API}/media/upload/{cp['media_id']}/finalize", headers=self._auth(job),
+                                     idempotent=False)
         self.raise_for(response, sent_effect=True)
         return self._processed(response, cp)
 
-    def _poll(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_processing(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         response = self._status(job, cp["media_id"])
         self.raise_for(response)
         return self._processed(response, cp)
 
     def _status(self, job: PublishJob, media_id: str) -> httpx.Response:
+        # STATUS is the one media call that keeps the command= form
         return self.http.request("GET", f"{API}/media/upload", params={"command": "STATUS", "media_id": media_id},
                                  headers=self._auth(job))
 
@@ -379,7 +370,7 @@ class TwitterClient(PlatformClient):
         cp["stage"] = "processing"
         return StepResult(cp, wait=float(max(1, int(info.get("check_after_secs") or 5))))
 
-    def _post(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+    def step_post(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         payload: dict[str, Any] = {}
         if job.caption:
             payload["text"] = job.caption
@@ -406,6 +397,9 @@ class TwitterClient(PlatformClient):
             raise UnknownOutcome("X accepted the post without returning its id; checking whether it went out.",
                                  platform=self.name, code="unknown_outcome")
         return self._completed(job, {"stage": "posted", "tweet_id": str(data["id"])})
+
+    def step_posted(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
+        return self._completed(job, cp)
 
     def _completed(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:
         tweet_id = cp["tweet_id"]
@@ -439,7 +433,7 @@ class TwitterClient(PlatformClient):
         """The id of the user's post made by this job, if it exists."""
         since = cp.get("not_before") or _iso(datetime.now(timezone.utc) - timedelta(days=1))
         response = self.http.request("GET", f"{API}/users/{job.account.account_id}/tweets", headers=self._auth(job),
-                                     params={"max_results": 100, "start_time": since,
+                                     params={"max_results": self.reconcile_reads, "start_time": since,
                                              "tweet.fields": "created_at,attachments"})
         self.raise_for(response)
         keys = set(cp.get("media_keys") or [])
@@ -465,23 +459,9 @@ class TwitterClient(PlatformClient):
                        shares=int(counts.get("retweet_count") or 0) + int(counts.get("quote_count") or 0))
 
     def quota(self, account: AccountRef) -> Quota | None:
-        """Posts in the last 24 h, counted from the user's own timeline, against the configured
-        per-user cap (X reports its cap only in the headers of a post it accepts or refuses)."""
-        since = _iso(datetime.now(timezone.utc) - timedelta(days=1))
-        used, token = 0, None
-        for _ in range(10):
-            params = {"max_results": 100, "start_time": since, "tweet.fields": "created_at"}
-            if token:
-                params["pagination_token"] = token
-            response = self.http.request("GET", f"{API}/users/{account.account_id}/tweets", params=params,
-                                         headers=_bearer(account.access_token))
-            self.raise_for(response)
-            meta = self._json(response).get("meta") or {}
-            used += int(meta.get("result_count") or 0)
-            token = meta.get("next_token")
-            if not token:
-                break
-        return Quota(limit=self.daily_post_limit, used=used, window_seconds=86400, source="bridge")
+        """X bills every post read, so the quota is never read from the timeline: the bridge
+        counts its own posts (`bridge.services.quota`) against `daily_limit`."""
+        return None
 
     # ------------------------------------------------------------------------------- errors
     def map_error(self, response: httpx.Response, body: Any = None) -> PlatformError:
@@ -499,6 +479,10 @@ class TwitterClient(PlatformClient):
         failed = ((body.get("data") or {}).get("processing_info") or {}) if isinstance(body.get("data"), dict) else {}
         common = {"platform": self.name, "http_status": status}
 
+        if status == 402 or "credits-depleted" in kind or "credits depleted" in said:
+            return Rejected("The site's X API credits are used up, so X refuses to post; the administrator must add "
+                            "credits in the X developer console, then the post can be retried.",
+                            code="credits_exhausted", platform_code=kind or 402, **common)
         if failed.get("state") == "failed":
             reason = failed.get("error") or {}
             return Rejected(f"X could not process the media ({_short(reason.get('message') or 'no reason given')}); "

@@ -2,7 +2,8 @@
 
 Publishing steps, on `checkpoint["stage"]`:
 
-    init        probe the video, start a resumable session (POST, 1,600 quota units)
+    init        probe the video, start a resumable session (POST; one call of the project's
+                daily upload bucket)
                 -> upload {session_uri, total, offset, chunk_size, ...}
     upload      send one chunk (a multiple of 256 KiB except the last) from `offset`; 308 moves
                 `offset` to what the session reports; the final chunk answers with the video
@@ -25,14 +26,17 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bridge.config import Settings
+from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CredentialVars,
     Issue,
     MediaInfo,
     Metrics,
     PlatformClient,
     PostContent,
+    ProjectLimit,
     PublishJob,
     Quota,
     Requirements,
@@ -62,7 +66,9 @@ TAGS_MAX = 500
 MAX_SESSION_RESTARTS = 3
 
 # our privacy levels -> YouTube's privacyStatus (FRIENDS has no YouTube audience: unlisted is closest)
-PRIVACY = {"PUBLIC": "public", "FRIENDS": "unlisted", "PRIVATE": "private"}
+PRIVACY = {"PUBLIC": "public", "FRIENDS": "unlisted", "UNLISTED": "unlisted", "PRIVATE": "private"}
+# a channel's upload cap (uploadLimitExceeded) clears as its rolling window moves: ask again then
+UPLOAD_LIMIT_WAIT = 3600.0
 
 # Data API reasons that refuse the content or the request for good: reason -> (code, message)
 REFUSALS: dict[str, tuple[str, str]] = {
@@ -147,6 +153,22 @@ class YouTubeClient(PlatformClient):
     name = "youtube"
     display_name = "YouTube"
     hosts = ("accounts.google.com", "oauth2.googleapis.com", "www.googleapis.com")
+    credential_vars = CredentialVars("YOUTUBE_CLIENT_ID", "YOUTUBE_CLIENT_SECRET")
+    # A channel's own cap (uploadLimitExceeded) is not published; 50 a rolling day is a cautious
+    # figure. The project's bucket (since 2026-06-01: 100 videos.insert calls a day for the whole
+    # app, reset at midnight Pacific) is counted across every channel.
+    daily_limit = 50
+    project_limit = ProjectLimit(100, "America/Los_Angeles", "AURAREELS_PROJECT_QUOTA_YOUTUBE")
+    options = {
+        "tags": opt.texts(500, 100),
+        "category_id": opt.text(4, r"\d{1,4}"),
+        "default_language": opt.text(20, r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*"),
+        "made_for_kids": opt.flag(),
+        "contains_synthetic_media": opt.flag(),
+        "notify_subscribers": opt.flag(),
+        "publish_at": opt.datetime_text(),
+    }
+    first_stage = "init"
 
     authorize_url = "https://accounts.google.com/o/oauth2/v2/auth"
     token_url = "https://oauth2.googleapis.com/token"
@@ -178,9 +200,6 @@ class YouTubeClient(PlatformClient):
 
     # bytes per upload request: a multiple of 256 KiB; Google recommends at least 8 MiB
     chunk_size: ClassVar[int] = 8 * 1024 * 1024
-    # the bridge-side quota estimate: a default project has 10,000 units a day, an upload costs 1,600
-    quota_units_per_day: ClassVar[int] = 10_000
-    insert_cost: ClassVar[int] = 1_600
 
     def __init__(self, settings: Settings, http: PlatformHttp | None = None):
         super().__init__(settings, http)
@@ -235,7 +254,7 @@ class YouTubeClient(PlatformClient):
                 tags.append(tag)
         return tags
 
-    def validate(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
+    def check_content(self, content: PostContent, media: MediaInfo | None = None) -> list[Issue]:
         # YouTube has a title and a description: the caption (with hashtags) is the description
         description = self.compose_caption(content)
         issues = self.requirements.check(self.display_name, content, description, media)
@@ -292,21 +311,10 @@ class YouTubeClient(PlatformClient):
         return {"snippet": snippet, "status": status}
 
     # ------------------------------------------------------------------ publishing
-    def publish_step(self, job: PublishJob) -> StepResult:
-        checkpoint = dict(job.checkpoint or {})
-        stage = checkpoint.get("stage", "init")
-        if stage == "init":
-            return self._start_session(job, checkpoint)
-        if stage == "upload":
-            return self._send_chunk(job, checkpoint)
-        if stage == "processing":
-            return self._poll(job, checkpoint)
-        if stage == "done":
-            return self._finished(checkpoint)
-        raise Rejected(f"The saved YouTube progress is not understood (stage {stage!r}); post again.",
-                       platform=self.name, code="bad_checkpoint")
+    def step_done(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
+        return self._finished(checkpoint)
 
-    def _start_session(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
+    def step_init(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
         if not job.content.video_url:
             raise Rejected("YouTube posts need a video.", platform=self.name, code="media_required")
         info = MediaSource(self.settings, job.content.video_url).probe()
@@ -337,7 +345,7 @@ class YouTubeClient(PlatformClient):
             "publish_at": resource["status"].get("publishAt"), "restarts": checkpoint.get("restarts", 0),
         })
 
-    def _send_chunk(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
+    def step_upload(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
         uri, total = checkpoint["session_uri"], checkpoint["total"]
         if self._confirmed.get(uri) != checkpoint["offset"]:
             state, value = self._upload_state(self._query_session(job, checkpoint), sent_effect=False)
@@ -409,7 +417,7 @@ class YouTubeClient(PlatformClient):
         self._confirmed.pop(checkpoint.get("session_uri", ""), None)
         return StepResult({"stage": "init", "restarts": restarts})
 
-    def _poll(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
+    def step_processing(self, job: PublishJob, checkpoint: dict[str, Any]) -> StepResult:
         response = self._get("videos", job.account.access_token, part="status,processingDetails",
                              id=checkpoint["video_id"])
         items = self._json(response).get("items") or []
@@ -481,10 +489,9 @@ class YouTubeClient(PlatformClient):
                        comments=int(stats.get("commentCount", 0)), shares=0)
 
     def quota(self, account: AccountRef) -> Quota | None:
-        """YouTube reports no quota. This is the bridge's estimate, in uploads a day, of what the
-        project's default allocation allows (`used` is unknown to the platform client)."""
-        return Quota(limit=self.quota_units_per_day // self.insert_cost, used=None, window_seconds=86400,
-                     source="bridge")
+        """YouTube reports no quota: the bridge counts its own uploads against the channel's and
+        the project's limits (`bridge.services.quota`)."""
+        return None
 
     # ------------------------------------------------------------------ errors
     def map_error(self, response: httpx.Response, body: Any = None) -> PlatformError:
@@ -504,8 +511,10 @@ class YouTubeClient(PlatformClient):
             return RateLimited("YouTube is limiting requests for a moment; the upload will continue shortly.",
                                retry_after=retry_after_seconds(response) or 60, code="rate_limited", **where)
         if reason == "uploadLimitExceeded":
-            return Rejected("This YouTube channel has reached its upload limit for now; post again in 24 hours.",
-                            code="upload_limit_exceeded", **where)
+            # the channel's cap, counted over a rolling window: it clears by itself, so wait
+            return RateLimited("This YouTube channel has reached its upload limit for now; the video will upload "
+                               "when YouTube allows again.", retry_after=retry_after_seconds(response) or
+                               UPLOAD_LIMIT_WAIT, code="upload_limit_exceeded", **where)
         if reason in ("youtubeSignupRequired", "authenticatedUserNotChannel"):
             return Rejected("This Google account has no YouTube channel; create one on YouTube, then connect again.",
                             code="youtube_channel_required", **where)

@@ -11,7 +11,9 @@ log and the faults waiting to fire. It is a WSGI app that finds the emulator for
 
 An emulator is a model (state and rules, in plain Python) plus routes that parse a request, ask the
 model, and answer in the platform's own shapes and error envelopes. Processing advances with the
-clock or a control call, never with wall time alone, so tests can script it.
+clock or a control call, never with wall time alone, so tests can script it. An emulator whose
+platform logs in with OAuth 2.0 declares an `oauth_spec` and gets the shared authorization server
+(`bridge.sandbox.oauth`): its routes, its token store (`self.oauth`), and hooks for its quirks.
 
 Faults (`Fault`) fire on matching requests: a status (5xx), a 429 with Retry-After, a named
 platform error, a timeout, or `lost`: the request takes effect and the client sees a failure.
@@ -29,11 +31,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
+
+if TYPE_CHECKING:
+    from bridge.sandbox.oauth import OAuthServer, OAuthSpec, Refusal
 
 INPROCESS_KEY = "aurareels.sandbox.inprocess"
 
@@ -108,18 +113,40 @@ class Emulator:
     hosts: ClassVar[tuple[str, ...]]
     # every numeric limit is configuration (vendors change them): quotas, TTLs, rate limits
     defaults: ClassVar[dict[str, Any]] = {}
+    # the platform's OAuth 2.0 server, declared (None: the emulator serves its own login, or none)
+    oauth_spec: ClassVar["OAuthSpec | None"] = None
+    # refusal name -> (status, error, description[, where]) in this platform's words (see oauth.py)
+    oauth_errors: ClassVar[dict[str, tuple]] = {}
 
     def __init__(self, sandbox: "Sandbox"):
         self.sandbox = sandbox
         self.clock = sandbox.clock
         self.lock = threading.RLock()
         self.config: dict[str, Any] = dict(self.defaults)
+        self.oauth: "OAuthServer | None" = None
         self._routes = [
             (getattr(self, name)._route, getattr(self, name))
             for name in dir(type(self))
             if callable(getattr(type(self), name, None)) and hasattr(getattr(type(self), name), "_route")
         ]
+        spec = self.oauth_spec
+        if spec is not None:
+            endpoints = [("GET", spec.authorize_path, "authorize"), ("POST", spec.authorize_path, "authorize"),
+                         ("POST", spec.token_path, "token")]
+            if spec.revoke_path:
+                endpoints.append(("POST", spec.revoke_path, "revoke"))
+            for method, path, endpoint in endpoints:
+                self._routes.append(((method, re.compile(re.escape(path))), self._oauth_endpoint(endpoint)))
         self.reset()
+
+    def _oauth_endpoint(self, endpoint: str) -> Callable[[Request], Response]:
+        def handle(request: Request) -> Response:
+            host = self.oauth_spec.host
+            if host and self.request_host(request) not in (host, ""):
+                return self.not_found(request)
+            return getattr(self.oauth, endpoint)(request)
+
+        return handle
 
     # --- state
     def reset(self) -> None:
@@ -127,6 +154,77 @@ class Emulator:
         self.config = dict(self.defaults)
         # The platform's own record of what was published: the source of truth for duplicates.
         self.published: list[dict[str, Any]] = []
+        if self.oauth_spec is not None:
+            from bridge.sandbox.oauth import OAuthServer
+
+            self.oauth = OAuthServer(self, self.oauth_spec)
+
+    def request_host(self, request: Request) -> str:
+        """The emulated host a request was sent to: named in the path prefix (stand-alone server,
+        browser side) or in the Host header (in-process transport); "" when it is none of ours."""
+        prefix = request.environ.get("SCRIPT_NAME", "").rstrip("/").rsplit("/", 1)[-1]
+        if prefix in self.hosts:
+            return prefix
+        host = (request.host or "").split(":")[0].lower()
+        return host if host in self.hosts else ""
+
+    # --- the OAuth server's hooks (defaults: plain RFC 6749)
+    def oauth_user(self, login: str) -> str:
+        """The user id behind the consent form's sandbox login."""
+        return login
+
+    def oauth_known_scopes(self) -> set[str]:
+        return set()
+
+    def oauth_check(self, params: dict[str, str]) -> "Refusal | None":
+        """A platform's own authorize rules, after the common ones."""
+        return None
+
+    def oauth_consented(self, params: dict[str, str], client: str, user: str,
+                        scopes: list[str]) -> tuple[list[str], dict[str, Any]]:
+        """The scopes granted (the sandbox user may untick `withheld_scopes`) and what the grant
+        should remember."""
+        withheld = set(self.config.get("withheld_scopes") or ())
+        return [s for s in scopes if s not in withheld], {}
+
+    def oauth_wants_refresh(self, grant: Any) -> bool:
+        return bool(self.config.get("issue_refresh_tokens", True))
+
+    def oauth_answer(self, body: dict[str, Any], grant: Any, refresh: Any, exchange: bool) -> dict[str, Any]:
+        """The token answer of a code exchange or a refresh (platforms add their fields)."""
+        return body
+
+    def oauth_code(self) -> str:
+        return secrets.token_urlsafe(32)
+
+    def oauth_redirect_extra(self, scopes: list[str]) -> dict[str, str]:
+        """What the redirect with the code carries besides code and state."""
+        return {}
+
+    def oauth_refusal(self, refusal: "Refusal") -> Response:
+        """A refusal of the OAuth server in this platform's words (`oauth_errors`)."""
+        status, error, description, *where = self.oauth_errors.get(refusal.name, ()) or (
+            refusal.status, refusal.error, refusal.description, refusal.where)
+        where = where[0] if where else refusal.where
+        if refusal.param and "{param}" in description:
+            description = description.replace("{param}", refusal.param)
+        if where == "redirect" and refusal.redirect_uri:
+            params = {"error": error, "error_description": description}
+            if refusal.state:
+                params["state"] = refusal.state
+            return self.redirect(refusal.redirect_uri, params)
+        if where in ("page", "redirect"):
+            return self.error_page(status, error, description)
+        return self.oauth_error(error, description, status)
+
+    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
+        return self.json({"error": error, "error_description": description}, status=status)
+
+    @staticmethod
+    def error_page(status: int, error: str, description: str) -> Response:
+        page = (f"<!doctype html><html><body><h1>Error {status}: {html.escape(error)}</h1>"
+                f"<p>{html.escape(description, quote=False)}</p></body></html>")
+        return Response(page, status=status, content_type="text/html; charset=utf-8")
 
     def configure(self, **values: Any) -> None:
         unknown = set(values) - set(self.defaults)

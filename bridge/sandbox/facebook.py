@@ -1,10 +1,13 @@
 """Facebook Pages emulator, and Facebook Login for both Meta platforms.
 
-Serves the OAuth dialog (www.facebook.com), `/oauth/access_token`, `/me`, `/me/accounts`,
-permissions and `debug_token` on graph.facebook.com, then every Facebook object: users, Pages,
-posts, photos and videos; the chunked Page-video protocol (`upload_phase` on graph-video) and the
-reels protocol (`video_reels` + `rupload.facebook.com/video-upload`). Instagram ids (`IG_ID`)
-belong to the Instagram emulator.
+Serves the OAuth dialog (www.facebook.com; `scope`, or `config_id` for Facebook Login for Business
+apps), `/oauth/access_token`, `/me`, `/me/accounts`, permissions and `debug_token` on
+graph.facebook.com, then every Facebook object: users, Pages, posts, photos and videos; Page videos
+from a hosted file (`file_url`) and the reels protocol (`video_reels` +
+`rupload.facebook.com/video-upload`). The deprecated chunked `upload_phase` protocol on
+`/{page}/videos` is refused. Permissions that need an App Review the app has not passed
+(`unapproved_permissions`, by default `publish_video`, the Live Video permission) cannot be asked
+for. Instagram ids (`IG_ID`) belong to the Instagram emulator.
 
 Videos move `uploading -> upload_complete -> processing -> ready | error` with the clock
 (`video_processing_seconds`) or `process(video_id=None, outcome="ready"|"error", message=None)`.
@@ -13,7 +16,6 @@ Uploaded bytes are counted, never kept.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import time
 from typing import Any
@@ -37,7 +39,6 @@ from bridge.sandbox.meta import (
     media_problem,
     numeric_id,
     read_block,
-    stream_form,
     truthy,
 )
 
@@ -69,16 +70,19 @@ class FacebookEmulator(MetaEmulator):
         "long_token_ttl": 5183944,
         "accept_unknown_apps": True,  # learn an app's secret at its first exchange (the sandbox has no dashboard)
         "redirect_uris": [],  # allowed redirect URIs; empty: any http(s) URL
+        "require_appsecret_proof": True,  # the app's "Require App Secret" setting
+        # Facebook Login for Business: configuration id -> the permissions it grants; the apps named
+        # in `login_for_business_apps` authorize only with a config_id
+        "login_configurations": {},
+        "login_for_business_apps": [],
+        # permissions behind an App Review this app has not passed: the dialog refuses them
+        "unapproved_permissions": ["publish_video"],
         "app_calls_per_hour": 100000,
         "buc_calls_per_window": 4800,
         "buc_window_seconds": 3600,
         "accounts_page_max": 100,  # most Pages one /me/accounts answer holds, whatever `limit` asks
         "message_max": 63206,
         "duplicate_window_seconds": 86400,
-        "video_chunk_bytes": 4 * 1024 * 1024,
-        "min_video_bytes": 1024,
-        "max_video_bytes": 10 * 1024 ** 3,
-        "upload_session_ttl": 86400,
         "video_processing_seconds": 30,
         "reels_per_day": 30,
         "reels_window_seconds": 86400,
@@ -89,7 +93,6 @@ class FacebookEmulator(MetaEmulator):
         self.posts: dict[str, dict[str, Any]] = {}
         self.photos: dict[str, dict[str, Any]] = {}
         self.videos: dict[str, dict[str, Any]] = {}
-        self.sessions: dict[str, dict[str, Any]] = {}
         self.reel_publishes: dict[str, list[float]] = {}
         self._seq = 0
 
@@ -107,7 +110,7 @@ class FacebookEmulator(MetaEmulator):
         values = self._dialog_values(request)
         if isinstance(values, Response):
             return values
-        names = ("client_id", "redirect_uri", "state", "scope", "response_type")
+        names = ("client_id", "redirect_uri", "state", "scope", "config_id", "response_type")
         hidden = {k: values[k] for k in names if values.get(k)}
         return self.consent_page(request, app_name=f"Sandbox app {values['client_id']}", scopes=values["scopes"],
                                  hidden=hidden)
@@ -149,17 +152,27 @@ class FacebookEmulator(MetaEmulator):
                                       "in the app's Client OAuth Settings.")
         if values.get("response_type", "code") != "code":
             return self._dialog_error(f"Unsupported response_type: {values.get('response_type')}")
-        scopes = [s.strip() for s in values.get("scope", "").split(",") if s.strip()]
-        unknown = [s for s in scopes if s not in PERMISSIONS]
+        config_id = values.get("config_id")
+        if config_id:
+            # Facebook Login for Business: the configuration names the permissions, scope is ignored
+            configured = self.config["login_configurations"].get(config_id)
+            if configured is None:
+                return self._dialog_error("Invalid Configuration ID: the config_id is not a login configuration of "
+                                          "this app.")
+            scopes = list(configured)
+        elif client_id in self.config["login_for_business_apps"]:
+            return self._dialog_error("This app uses Facebook Login for Business: the login needs a config_id, not "
+                                      "scope.")
+        else:
+            scopes = [s.strip() for s in values.get("scope", "").split(",") if s.strip()]
+        unknown = [s for s in scopes if s not in PERMISSIONS or s in self.config["unapproved_permissions"]]
         if unknown:
             return self._dialog_error(f"Invalid Scopes: {', '.join(unknown)}. This message is only shown to "
                                       f"developers.")
         return {**values, "scopes": scopes or ["public_profile"]}
 
-    @staticmethod
-    def _dialog_error(message: str) -> Response:
-        page = f"<!doctype html><html><body><h1>Error</h1><p>{html.escape(message)}</p></body></html>"
-        return Response(page, status=400, content_type="text/html; charset=utf-8")
+    def _dialog_error(self, message: str) -> Response:
+        return self.error_page(400, "OAuthException", message)
 
     @staticmethod
     def _redirect(url: str, params: dict[str, str]) -> Response:
@@ -405,29 +418,16 @@ class FacebookEmulator(MetaEmulator):
     @graph_route("POST", PAGE + "videos")
     def videos_post(self, request: Request, page_id: str) -> Response:
         if (request.mimetype or "") == "multipart/form-data":
-            fields, files = stream_form(request)  # the chunk is counted as it arrives, never kept
-            p = {**request.args.to_dict(), **fields}
-        else:
-            p, files = self.params(request), {}
+            drain(request)
+            self.fail(100, "(#100) Upload video files with the Resumable Upload API or a file_url")
+        p = self.params(request)
         record = self._writer(request, p, page_id)
-        phase = p.get("upload_phase")
+        if p.get("upload_phase"):
+            # the chunked protocol is deprecated: the Resumable Upload API or file_url replace it
+            self.fail(100, "(#100) The upload_phase protocol is deprecated; upload with the Resumable Upload API or "
+                           "pass a file_url")
         if p.get("file_url"):
-            if phase:
-                self.fail(100, "(#100) file_url cannot be combined with upload_phase")
             return self._video_from_url(p, page_id, record.user)
-        if phase == "start":
-            return self._upload_start(p, page_id)
-        if phase == "transfer":
-            return self._upload_transfer(p, files, page_id)
-        if phase == "finish":
-            return self._upload_finish(p, page_id)
-        if phase == "cancel":
-            session = self._session(p, page_id)
-            self.videos.pop(session["video"], None)
-            self.sessions.pop(session["id"], None)
-            return self.json({"success": True})
-        if phase:
-            self.fail(100, "(#100) upload_phase must be one of start, transfer, finish, cancel")
         self.fail(353, "(#353) You must select a video file to upload.")
 
     @graph_route("GET", PAGE + "videos")
@@ -446,69 +446,6 @@ class FacebookEmulator(MetaEmulator):
         video.update(title=p.get("title", ""), description=p.get("description", ""))
         self._start_processing(video, truthy(p.get("published"), True))
         return self.json({"id": video["id"]})
-
-    def _upload_start(self, p: dict[str, str], page_id: str) -> Response:
-        size = _int(p.get("file_size"))
-        if size is None:
-            self.fail(100, "(#100) The parameter file_size is required")
-        if size < self.config["min_video_bytes"]:
-            self.fail(382, "(#382) The video file you tried to upload is too small. Please try again with a larger "
-                           "file.")
-        if size > self.config["max_video_bytes"]:
-            self.fail(6000, "There was a problem uploading your video file. Please try again with another file.",
-                      user_msg="The video file is larger than Facebook accepts.")
-        video = self._new_video(page_id, "video", size=size)
-        session = {"id": numeric_id("1040", 15), "video": video["id"], "expires": self.now() + self.config[
-            "upload_session_ttl"]}
-        self.sessions[session["id"]] = session
-        return self.json({"video_id": video["id"], "upload_session_id": session["id"], "start_offset": "0",
-                          "end_offset": str(min(size, self.config["video_chunk_bytes"]))})
-
-    def _upload_transfer(self, p: dict[str, str], files: dict[str, int], page_id: str) -> Response:
-        session = self._session(p, page_id)
-        video = self.videos[session["video"]]
-        start = _int(p.get("start_offset"))
-        if start is None:
-            self.fail(100, "(#100) The parameter start_offset is required")
-        expected = video["received"]
-        end = min(video["size"], expected + self.config["video_chunk_bytes"])
-        if "video_file_chunk" not in files:
-            self.fail(100, "(#100) The parameter video_file_chunk is required")
-        if start != expected or files["video_file_chunk"] != end - expected or video["finished"]:
-            self._offset_mismatch(video)
-        video["received"] = end
-        following = min(video["size"], end + self.config["video_chunk_bytes"])
-        return self.json({"start_offset": str(end), "end_offset": str(following)})
-
-    def _upload_finish(self, p: dict[str, str], page_id: str) -> Response:
-        session = self._session(p, page_id)
-        video = self.videos[session["video"]]
-        if video["finished"]:
-            self.fail(100, "(#100) This upload session has already been finished")
-        if video["received"] < video["size"]:
-            self._offset_mismatch(video)
-        video.update(title=p.get("title", ""), description=p.get("description", ""))
-        published = truthy(p.get("published"), True)
-        if p.get("scheduled_publish_time"):
-            self._check_schedule(p["scheduled_publish_time"], published, 600, 183 * 86400)
-        self._start_processing(video, published and not p.get("scheduled_publish_time"))
-        return self.json({"success": True})
-
-    def _session(self, p: dict[str, str], page_id: str) -> dict[str, Any]:
-        session = self.sessions.get(p.get("upload_session_id") or "")
-        if session is None or self.videos.get(session["video"], {}).get("page") != page_id:
-            self.fail(100, "(#100) Invalid upload_session_id")
-        if self.now() > session["expires"] and not self.videos[session["video"]]["finished"]:
-            self.fail(6001, UPLOAD_PROBLEM, subcode=1363030, user_title="Video Upload Time Out",
-                      user_msg="Your video upload timed out before it could be completed. Please try again.")
-        return session
-
-    def _offset_mismatch(self, video: dict[str, Any]) -> None:
-        received = video["received"]
-        self.fail(6001, UPLOAD_PROBLEM, subcode=1363037, user_title="Error Uploading Video",
-                  user_msg="There was a problem uploading your video. Please try uploading it again.",
-                  data={"start_offset": received,
-                        "end_offset": min(video["size"], received + self.config["video_chunk_bytes"])})
 
     # ================================================================== reels
     @graph_route("POST", PAGE + "video_reels")
@@ -702,11 +639,11 @@ class FacebookEmulator(MetaEmulator):
             state = "processing"
         else:
             state = "upload_complete" if uploaded else "uploading"
-        return {"video_status": state,
-                "uploading_phase": {"status": "complete" if uploaded else ("in_progress" if received else
-                                                                           "not_started"),
-                                    "bytes_transfered": received},
-                "processing_phase": processing, "publishing_phase": publishing}
+        # the byte count (vendor spelling) is progress: a complete upload reports its status only
+        uploading: dict[str, Any] = {"status": "complete"} if uploaded else {
+            "status": "in_progress" if received else "not_started", "bytes_transfered": received}
+        return {"video_status": state, "uploading_phase": uploading, "processing_phase": processing,
+                "publishing_phase": publishing}
 
     # ================================================================== views and helpers
     def _writer(self, request: Request, p: dict[str, str], page_id: str):

@@ -79,6 +79,7 @@ class InstagramEmulator(MetaEmulator):
         "reel_min_seconds": 3,
         "reel_max_seconds": 900,
         "reel_max_bytes": 300 * 1024 * 1024,
+        "require_appsecret_proof": True,  # the app's "Require App Secret" setting
         "app_calls_per_hour": 100000,
         "buc_calls_per_window": 4800,
         "buc_window_seconds": 3600,

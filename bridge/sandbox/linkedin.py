@@ -21,12 +21,14 @@ import hmac
 import json
 import re
 import secrets
+from datetime import datetime, timezone
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
 from bridge.sandbox.core import Emulator, TokenRecord, route
+from bridge.sandbox.oauth import OAuthSpec, Refusal
 
 WWW = "www.linkedin.com"
 API = "api.linkedin.com"
@@ -90,9 +92,37 @@ def rest(method: str, pattern: str, *, versioned: bool = True):
     return mark
 
 
+_GRANT_INVALID = "The provided authorization grant or refresh token is invalid, expired or revoked"
+
+
 class LinkedInEmulator(Emulator):
     platform = "linkedin"
     hosts = (WWW, API)
+    oauth_spec = OAuthSpec(
+        authorize_path="/oauth/v2/authorization", token_path="/oauth/v2/accessToken", revoke_path="/oauth/v2/revoke",
+        host=WWW, answer_scope_separator=",", redirect_https_or_loopback=True, access_prefix="AQV",
+        refresh_prefix="AQW", token_bytes=135, refresh_extends=False, revoke_ends="user", revoke_answer=None)
+    oauth_errors = {
+        "unknown_client": (400, "invalid_client", "The passed in client_id is invalid", "json"),
+        "bad_redirect_uri": (400, "invalid_redirect_uri", "The redirect_uri does not match the registered value",
+                             "json"),
+        "unsupported_response_type": (400, "invalid_request", "response_type must be code"),
+        "invalid_scope": (400, "unauthorized_scope_error", "A scope is not authorized for your application"),
+        "denied": (400, "user_cancelled_authorize", "The user cancelled the authorization"),
+        "bad_content_type": (400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded"),
+        "missing_grant_type": (400, "invalid_request", 'A required parameter "grant_type" is missing'),
+        "missing_client": (400, "invalid_request", 'A required parameter "client_id" is missing'),
+        "missing_param": (400, "invalid_request", 'A required parameter "{param}" is missing'),
+        "invalid_client": (401, "invalid_client", "Client authentication failed"),
+        "unsupported_grant_type": (400, "unsupported_grant_type", "The grant_type is not supported"),
+        "code_invalid": (400, "invalid_grant", _GRANT_INVALID),
+        "code_used": (400, "invalid_grant", _GRANT_INVALID),
+        "code_expired": (400, "invalid_grant", _GRANT_INVALID),
+        "redirect_mismatch": (400, "invalid_redirect_uri", "Unable to retrieve access token: appid/redirect uri/code "
+                                                           "verifier does not match authorization code"),
+        "verifier_mismatch": (400, "invalid_grant", _GRANT_INVALID),
+        "refresh_invalid": (400, "invalid_grant", _GRANT_INVALID),
+    }
     defaults = {
         # app registration: client id -> secret; redirect URIs (empty: any https or loopback URL)
         "apps": {"sandbox-linkedin-client": "sandbox-linkedin-secret"},
@@ -102,20 +132,26 @@ class LinkedInEmulator(Emulator):
         "redirect_uris": [],
         "app_scopes": "openid profile email w_member_social",  # what the app's products grant
         "code_ttl": 1800,
-        "access_ttl": 5_184_000,  # 60 days
+        "access_token_ttl": 5_184_000,  # 60 days
         "issue_refresh_tokens": True,  # only apps approved for programmatic refresh get them
-        "refresh_ttl": 31_536_000,  # 365 days from the original grant; refreshing does not extend it
+        "refresh_token_ttl": 31_536_000,  # 365 days from the original grant; refreshing does not extend it
         "rotate_refresh_tokens": True,
         "revoke_endpoint": False,  # no documented member revoke; True serves POST /oauth/v2/revoke
-        "latest_version": "202601",
+        # versions YYYYMM go live at the start of their month and are sunset a year later, on the
+        # `sunset_day`; None: the newest is the sandbox clock's month (a version name may cap it)
+        "latest_version": None,
         "supported_months": 12,
+        "sunset_day": 15,
         "member_daily_limit": 150,  # per member, per resource, per UTC day
         "app_daily_limit": 100_000,  # per app, per resource, per UTC day
         "retry_after_header": False,  # LinkedIn sends no rate-limit headers
         "commentary_max": 3000,
         "commentary_unit": "utf16",  # utf16 | code_points (unconfirmed: utf16 is the stricter)
         "duplicate_window": 86400,
-        "posts_finder_scope": None,  # e.g. "r_member_social": listing a member's posts needs it
+        # Share-on-LinkedIn apps do not get r_member_social: listing a member's posts and reading
+        # their social actions need it
+        "posts_finder_scope": "r_member_social",
+        "social_actions_scope": "r_member_social",
         "part_size": 4_194_304,
         "upload_url_ttl": 3600,
         "empty_upload_token": False,  # LinkedIn may answer "": either way it must come back as sent
@@ -131,8 +167,6 @@ class LinkedInEmulator(Emulator):
         super().reset()
         self.signing_key = secrets.token_bytes(16)
         self.members: dict[str, dict[str, Any]] = {}  # sandbox user -> userinfo
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, TokenRecord] = {}
         self.videos: dict[str, dict[str, Any]] = {}
         self.posts: dict[str, dict[str, Any]] = {}
         self.engagement: dict[str, dict[str, int]] = {}
@@ -160,27 +194,15 @@ class LinkedInEmulator(Emulator):
     def register_app(self, client_id: str, client_secret: str | None) -> None:
         self.config["apps"] = {**self.config["apps"], client_id: client_secret}
 
-    def _known_app(self, client_id: str) -> bool:
-        if client_id in self.config["apps"]:
-            return True
-        if client_id and self.config["auto_register"]:
-            self.register_app(client_id, None)
-            return True
-        return False
-
     def issue_token(self, user: str = "creator1", scopes: str | None = None,
                     client_id: str = "sandbox-linkedin-client") -> str:
         """An access token for `user` without the consent flow (tests needing other scopes)."""
-        return self._issue(user, client_id, (scopes or self.config["app_scopes"]).split())["access_token"]
+        self.member(user)
+        return self.oauth.issue(client_id, user, (scopes or self.config["app_scopes"]).split())["access_token"]
 
     def revoke_member(self, user: str) -> int:
         """The member removes the app in their settings: every token of theirs stops working."""
-        count = 0
-        for record in self.tokens.values():
-            if record.user == user and not record.revoked:
-                record.revoked = True
-                count += 1
-        return count
+        return self.oauth.revoke_user(user)
 
     def engage(self, urn: str, **counts: int) -> None:
         """Set a post's counters: likes, comments, shares, impressions, reached."""
@@ -215,9 +237,6 @@ class LinkedInEmulator(Emulator):
     def invalid(self, field: str, message: str, detail_code: str = "INVALID_VALUE", status: int = 422) -> Response:
         return self.rest_error(status, "UNPROCESSABLE_ENTITY" if status == 422 else "BAD_REQUEST",
                                f"{field} :: {message}", field=field, detail_code=detail_code)
-
-    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
-        return self.json({"error": error, "error_description": description}, status=status)
 
     def error_response(self, name: str, request: Request) -> Response:
         if request.path.startswith("/oauth/"):
@@ -266,22 +285,32 @@ class LinkedInEmulator(Emulator):
         return None
 
     def _version_active(self, version: str) -> bool:
+        """Released (its month has begun, and not past `latest_version` when one is set) and not
+        yet sunset: the sunset is `supported_months` after its month, on `sunset_day` (202601 ends
+        on 2027-01-15), by the sandbox clock."""
         match = re.fullmatch(r"(\d{4})(\d{2})(?:\.\d{2})?", version)
-        latest = re.fullmatch(r"(\d{4})(\d{2})", str(self.config["latest_version"]))
-        if not match or not latest or not 1 <= int(match.group(2)) <= 12:
+        if not match or not 1 <= int(match.group(2)) <= 12:
             return False
-        months = int(match.group(1)) * 12 + int(match.group(2))
-        newest = int(latest.group(1)) * 12 + int(latest.group(2))
-        return newest - int(self.config["supported_months"]) < months <= newest
+        today = datetime.fromtimestamp(self.now(), timezone.utc)
+        months = int(match.group(1)) * 12 + int(match.group(2)) - 1
+        newest = today.year * 12 + today.month - 1
+        latest = re.fullmatch(r"(\d{4})(\d{2})", str(self.config["latest_version"] or ""))
+        if latest:
+            newest = min(newest, int(latest.group(1)) * 12 + int(latest.group(2)) - 1)
+        if months > newest:
+            return False
+        end = months + int(self.config["supported_months"])
+        sunset = datetime(end // 12, end % 12 + 1, int(self.config["sunset_day"]), tzinfo=timezone.utc)
+        return today < sunset
 
     def bearer(self, request: Request) -> tuple[TokenRecord | None, Response | None]:
         header = request.headers.get("Authorization", "")
-        record = self.tokens.get(header[7:]) if header.startswith("Bearer ") else None
-        if record is None or record.kind != "access":
+        record, state = self.oauth.lookup(header[7:] if header.startswith("Bearer ") else None)
+        if state == "unknown":
             return None, self.rest_error(401, "INVALID_ACCESS_TOKEN", "Invalid access token", 65600)
-        if record.revoked:
+        if state == "revoked":
             return None, self.rest_error(401, "REVOKED_ACCESS_TOKEN", REST_ERRORS["REVOKED_ACCESS_TOKEN"][2], 65601)
-        if self.now() >= record.expires_at:
+        if state == "expired":
             return None, self.rest_error(401, "EXPIRED_ACCESS_TOKEN", REST_ERRORS["EXPIRED_ACCESS_TOKEN"][2], 65602)
         return record, None
 
@@ -311,130 +340,26 @@ class LinkedInEmulator(Emulator):
         return f"urn:li:person:{self.member(token.user)['sub']}"
 
     def denied(self, resource: str, request: Request) -> Response:
-        version = request.headers.get("LinkedIn-Version", self.config["latest_version"]).replace(".", "")[:6]
+        version = (request.headers.get("LinkedIn-Version") or "").replace(".", "")[:6]
         return self.rest_error(403, "ACCESS_DENIED", f"Not enough permissions to access: {resource}.{version}01", 100)
 
-    # ------------------------------------------------------------------ OAuth
-    def _redirect_ok(self, uri: str) -> bool:
-        if self.config["redirect_uris"]:
-            return uri in self.config["redirect_uris"]
-        return uri.startswith("https://") or uri.startswith("http://127.0.0.1") or uri.startswith("http://localhost")
+    # ------------------------------------------------------------------ OAuth hooks
+    def oauth_user(self, login: str) -> str:
+        self.member(login)
+        return login
 
-    @_on(WWW, "GET", r"/oauth/v2/authorization")
-    def authorize_page(self, request: Request) -> Response:
-        return self._authorize(request, dict(request.args))
+    def oauth_known_scopes(self) -> set[str]:
+        return set(self.config["app_scopes"].split())  # what the app's products grant
 
-    @_on(WWW, "POST", r"/oauth/v2/authorization")
-    def authorize_decision(self, request: Request) -> Response:
-        return self._authorize(request, {**request.args, **request.form})
+    def oauth_code(self) -> str:
+        return "AQ" + secrets.token_urlsafe(48)
 
-    def _authorize(self, request: Request, params: dict[str, str]) -> Response:
-        client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
-        if not self._known_app(client_id):
-            return self.oauth_error("invalid_client", "The passed in client_id is invalid")
-        if not redirect_uri:
-            return self.oauth_error("invalid_request", 'A required parameter "redirect_uri" is missing')
-        if not self._redirect_ok(redirect_uri):
-            return self.oauth_error("invalid_redirect_uri", "The redirect_uri does not match the registered value")
-        state = {"state": params["state"]} if params.get("state") else {}
-        if params.get("response_type") != "code":
-            return self.redirect(redirect_uri, {"error": "invalid_request",
-                                                "error_description": "response_type must be code", **state})
-        scopes = params.get("scope", "").split(" ")
-        if not params.get("scope"):
-            return self.redirect(redirect_uri, {"error": "invalid_scope", "error_description": "scope is required",
-                                                **state})
-        allowed = set(self.config["app_scopes"].split())
-        for scope in scopes:
-            if scope not in allowed:
-                return self.redirect(redirect_uri, {"error": "unauthorized_scope_error", "error_description":
-                                                    f'Scope "{scope}" is not authorized for your application', **state})
-        if request.method == "GET":
-            names = ("response_type", "client_id", "redirect_uri", "scope", "state")
-            hidden = {k: params[k] for k in names if k in params}
-            return self.consent_page(request, app_name=client_id, scopes=scopes, hidden=hidden)
-        if params.get("decision") != "allow":
-            return self.redirect(redirect_uri, {"error": "user_cancelled_authorize",
-                                                "error_description": "The user cancelled the authorization", **state})
-        code = "AQ" + secrets.token_urlsafe(48)
-        self.codes[code] = {"client_id": client_id, "redirect_uri": redirect_uri, "scopes": scopes,
-                            "user": params.get("sandbox_user") or "creator1",
-                            "expires_at": self.now() + self.config["code_ttl"]}
-        return self.redirect(redirect_uri, {"code": code, **state})
-
-    def _client_auth(self, form) -> Response | None:
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        if not client_id or not secret:
-            missing = "client_id" if not client_id else "client_secret"
-            return self.oauth_error("invalid_request", f'A required parameter "{missing}" is missing')
-        if self._known_app(client_id) and self.config["apps"][client_id] is None:
-            self.register_app(client_id, secret)  # first token call of an auto-registered app
-        expected = self.config["apps"].get(client_id)
-        if expected is None or not hmac.compare_digest(expected, secret):
-            return self.oauth_error("invalid_client", "Client authentication failed", 401)
-        return None
-
-    @_on(WWW, "POST", r"/oauth/v2/accessToken")
-    def access_token(self, request: Request) -> Response:
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self.oauth_error("invalid_request", "Content-Type must be application/x-www-form-urlencoded")
-        form = request.form
-        grant = form.get("grant_type")
-        if not grant:
-            return self.oauth_error("invalid_request", 'A required parameter "grant_type" is missing')
-        refused = self._client_auth(form)
-        if refused:
-            return refused
-        if grant == "authorization_code":
-            return self._grant_code(form)
-        if grant == "refresh_token":
-            return self._grant_refresh(form)
-        return self.oauth_error("unsupported_grant_type", f"grant_type {grant} is not supported")
-
-    def _grant_code(self, form) -> Response:
-        for name in ("code", "redirect_uri"):
-            if not form.get(name):
-                return self.oauth_error("invalid_request", f'A required parameter "{name}" is missing')
-        grant = self.codes.pop(form["code"], None)  # single use, whatever follows
-        if grant is None or grant["client_id"] != form["client_id"] or self.now() >= grant["expires_at"]:
-            return self.oauth_error("invalid_grant", "The provided authorization grant or refresh token is invalid, "
-                                                     "expired or revoked")
-        if grant["redirect_uri"] != form["redirect_uri"]:
-            return self.oauth_error("invalid_redirect_uri", "Unable to retrieve access token: appid/redirect uri/code "
-                                                            "verifier does not match authorization code")
-        return self.json(self._issue(grant["user"], grant["client_id"], grant["scopes"]))
-
-    def _grant_refresh(self, form) -> Response:
-        record = self.tokens.get(form.get("refresh_token") or "")
-        if (record is None or record.kind != "refresh" or record.revoked or record.client_id != form["client_id"]
-                or self.now() >= record.expires_at):
-            return self.oauth_error("invalid_grant", "The provided authorization grant or refresh token is invalid, "
-                                                     "expired or revoked")
-        if self.config["rotate_refresh_tokens"]:
-            record.revoked = True
-        body = self._issue(record.user, record.client_id, record.scopes, grant_expires_at=record.expires_at,
-                           refresh=None if self.config["rotate_refresh_tokens"] else record)
-        body.pop("id_token", None)
-        return self.json(body)
-
-    def _issue(self, user: str, client_id: str, scopes: list[str], grant_expires_at: float | None = None,
-               refresh: TokenRecord | None = None) -> dict[str, Any]:
-        now = self.now()
-        access = "AQV" + secrets.token_urlsafe(180)  # LinkedIn tokens run to ~500 characters
-        self.tokens[access] = TokenRecord(access, user, client_id, list(scopes), now + self.config["access_ttl"])
-        body: dict[str, Any] = {"access_token": access, "expires_in": int(self.config["access_ttl"])}
-        if self.config["issue_refresh_tokens"]:
-            if refresh is None:
-                expires = grant_expires_at or now + self.config["refresh_ttl"]
-                refresh = TokenRecord("AQW" + secrets.token_urlsafe(180), user, client_id, list(scopes), expires,
-                                      kind="refresh")
-                self.tokens[refresh.token] = refresh
-            body["refresh_token"] = refresh.token
-            body["refresh_token_expires_in"] = max(0, int(refresh.expires_at - now))
-        body["scope"] = ",".join(sorted(scopes))  # comma-separated in the answer, unlike the request
-        body["token_type"] = "Bearer"
-        if "openid" in scopes:
-            body["id_token"] = self._id_token(user, client_id)
+    def oauth_answer(self, body: dict[str, Any], grant: Any, refresh: Any, exchange: bool) -> dict[str, Any]:
+        body["scope"] = ",".join(sorted(grant.scopes))  # comma-separated in the answer, unlike the request
+        if refresh is not None:
+            body["refresh_token_expires_in"] = max(0, int(refresh.expires_at - self.now()))
+        if exchange and "openid" in grant.scopes:
+            body["id_token"] = self._id_token(grant.user, grant.client)
         return body
 
     def _id_token(self, user: str, client_id: str) -> str:
@@ -446,27 +371,16 @@ class LinkedInEmulator(Emulator):
 
     @_on(WWW, "POST", r"/oauth/v2/introspectToken")
     def introspect(self, request: Request) -> Response:
-        refused = self._client_auth(request.form)
-        if refused:
-            return refused
-        record = self.tokens.get(request.form.get("token", ""))
-        if record is None or record.client_id != request.form["client_id"]:
+        try:
+            client = self.oauth.authenticate_client(request)
+        except Refusal as refusal:
+            return self.oauth_refusal(refusal)
+        record, state = self.oauth.lookup(request.form.get("token", ""))
+        if record is None or record.client_id != client:
             return self.json({"active": False})
-        status = "revoked" if record.revoked else ("expired" if self.now() >= record.expires_at else "active")
+        status = {"ok": "active"}.get(state, state)
         return self.json({"active": status == "active", "client_id": record.client_id, "status": status,
                           "expires_at": int(record.expires_at), "scope": ",".join(record.scopes), "auth_type": "3L"})
-
-    @_on(WWW, "POST", r"/oauth/v2/revoke")
-    def revoke(self, request: Request) -> Response:
-        if not self.config["revoke_endpoint"]:
-            return self.not_found(request)
-        refused = self._client_auth(request.form)
-        if refused:
-            return refused
-        record = self.tokens.get(request.form.get("token", ""))
-        if record is not None and record.client_id == request.form["client_id"]:
-            self.revoke_member(record.user)
-        return Response("", status=200)
 
     @rest("GET", r"/v2/userinfo", versioned=False)
     def userinfo(self, request: Request, token: TokenRecord) -> Response:
@@ -792,6 +706,9 @@ class LinkedInEmulator(Emulator):
     # ------------------------------------------------------------------ metrics
     @rest("GET", r"/rest/socialActions/(?P<urn>[^/]+)")
     def social_actions(self, request: Request, token: TokenRecord, urn: str) -> Response:
+        needed = self.config["social_actions_scope"]
+        if needed and needed not in token.scopes:
+            return self.denied("partnerApiSocialActions.GET", request)
         if urn not in self.posts:
             return self.rest_error(404, "NOT_FOUND", f"Entity {urn} does not exist")
         counts = self.engagement.get(urn, {})

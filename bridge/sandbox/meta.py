@@ -8,13 +8,17 @@ Instagram emulator serves the Instagram ids (`IG_ID`: 178... or 179..., as real 
 emulators' routes never overlap.
 
 `MetaEmulator` is their common base: routes tagged with the host family they answer on, the Graph
-error envelope, parameters from query, form or JSON, token checks, `fields` checks and the usage
-headers (`X-App-Usage`, `X-Business-Use-Case-Usage`), with Business Use Case throttling per
-Instagram account or Page.
+error envelope, parameters from query, form or JSON, token checks (with `appsecret_proof`, which an
+app with "Require App Secret" demands on every call: `require_appsecret_proof`), `fields` checks
+and the usage headers (`X-App-Usage`, `X-Business-Use-Case-Usage`), with Business Use Case
+throttling per Instagram account or Page. The deprecated graph-video.facebook.com host is not
+served.
 """
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import ipaddress
 import json
 import math
@@ -27,7 +31,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from werkzeug.exceptions import ClientDisconnected
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import SANDBOX_MEDIA_HOST
@@ -37,7 +40,7 @@ from bridge.sandbox.core import Emulator, TokenRecord, route
 V = r"/(?:v\d+\.\d+/)?"
 HOSTS = {
     "www": ("www.facebook.com",),
-    "graph": ("graph.facebook.com", "graph-video.facebook.com"),
+    "graph": ("graph.facebook.com",),
     "rupload": ("rupload.facebook.com",),
 }
 ALL_HOSTS = tuple(h for hosts in HOSTS.values() for h in hosts)
@@ -291,45 +294,6 @@ def media_problem(url: str | None, kind: str, limits: dict[str, Any]) -> str | N
     return None
 
 
-def stream_form(request: Request, block: int = 1 << 20) -> tuple[dict[str, str], dict[str, int]]:
-    """A multipart body read as it arrives: small fields kept, file parts only counted (an upload
-    is never held in memory or on disk). A malformed body yields what was parsed before the fault."""
-    fields: dict[str, str] = {}
-    files: dict[str, int] = {}
-    boundary = (request.mimetype_params.get("boundary") or "").encode()
-    if boundary:
-        try:
-            _parse_multipart(request, MultipartDecoder(boundary, max_form_memory_size=1 << 20), block, fields, files)
-        except ValueError:
-            pass
-    drain(request)
-    return fields, files
-
-
-def _parse_multipart(request: Request, decoder: MultipartDecoder, block: int, fields: dict[str, str],
-                     files: dict[str, int]) -> None:
-    name, is_file, buffer = "", False, []
-    while True:
-        data = read_block(request, block)
-        decoder.receive_data(data or None)
-        event = decoder.next_event()
-        while not isinstance(event, (NeedData, Epilogue)):
-            if isinstance(event, (Field, File)):
-                name, is_file, buffer = event.name, isinstance(event, File), []
-                if is_file:
-                    files[name] = 0
-            elif isinstance(event, Data):
-                if is_file:
-                    files[name] += len(event.data)
-                else:
-                    buffer.append(event.data)
-                    if not event.more_data:
-                        fields[name] = b"".join(buffer).decode("utf-8", "replace")
-            event = decoder.next_event()
-        if not data or isinstance(event, Epilogue):
-            return
-
-
 def read_block(request: Request, size: int) -> bytes:
     try:
         return request.stream.read(size)
@@ -502,11 +466,25 @@ class MetaEmulator(Emulator):
             if "page" in kinds and found.kind != "page":
                 self.fail(210, "(#210) A page access token is required to request this resource.")
             self.fail(190, "Invalid OAuth access token for this resource.")
+        if found.kind != "app" and self.config["require_appsecret_proof"]:
+            self._check_proof(request, params, found)
         request.environ["meta.app"] = found.client_id
         calls = self.world.count(f"app:{found.client_id}", self.now(), 3600)
         if len(calls) > self.config["app_calls_per_hour"]:
             self.fail(4, "(#4) Application request limit reached", transient=True)
         return found
+
+    def _check_proof(self, request: Request, params: dict[str, str] | None, record: TokenRecord) -> None:
+        """Apps with "Require App Secret" refuse a user or Page token without the HMAC-SHA256 of
+        the token under the app secret (`appsecret_proof`)."""
+        offered = (params or {}).get("appsecret_proof") or request.args.get("appsecret_proof")
+        if not offered:
+            self.fail(100, "API calls from the server require an appsecret_proof argument",
+                      kind="GraphMethodException")
+        secret = self.world.apps.get(record.client_id) or ""
+        expected = hmac.new(secret.encode(), record.token.encode(), hashlib.sha256).hexdigest()
+        if not secret or not hmac.compare_digest(expected, offered):
+            self.fail(100, "Invalid appsecret_proof provided in the API argument", kind="GraphMethodException")
 
     def require(self, record: TokenRecord, permission: str, code: int = 10, message: str | None = None) -> None:
         if record.kind != "app" and permission not in self.world.scopes(record):

@@ -1,8 +1,10 @@
 """Emulated TikTok: Login Kit v2 and the Content Posting API, strict about its contract.
 
-Model: apps (client_key -> secret), creators (sandbox users with their posting options), codes,
-tokens grouped in grants (refresh tokens rotate; revoking kills the grant), publishes with their
-upload progress and processing state, and the published posts. Routes answer in TikTok's shapes:
+Model: creators (sandbox users with their posting options), publishes with their upload progress
+and processing state, and the published posts. Login Kit is the shared OAuth server
+(`bridge.sandbox.oauth`) declared the TikTok way: `client_key`, comma-separated scopes, the hex
+PKCE challenge, refresh tokens that rotate, revocation that ends the grant, errors answered with
+HTTP 200 by default (`oauth_error_status`). Routes answer in TikTok's shapes:
 the flat OAuth JSON and `{"error","error_description","log_id"}` errors on the OAuth endpoints,
 `{"data":…, "error":{"code","message","log_id"}}` everywhere else, and bare statuses with a
 `Content-Range` progress header on the upload host.
@@ -29,6 +31,7 @@ from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
 from bridge.sandbox.core import Emulator, TokenRecord, route
+from bridge.sandbox.oauth import OAuthSpec
 
 SCOPES = ("user.info.basic", "user.info.profile", "user.info.stats", "video.upload", "video.publish", "video.list")
 USER_FIELDS = {
@@ -73,6 +76,31 @@ _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 class TikTokEmulator(Emulator):
     platform = "tiktok"
     hosts = ("www.tiktok.com", "open.tiktokapis.com", "open-upload.tiktokapis.com")
+    oauth_spec = OAuthSpec(
+        authorize_path="/v2/auth/authorize/", token_path="/v2/oauth/token/", revoke_path="/v2/oauth/revoke/",
+        client_param="client_key", scope_separator=",", known_scopes=frozenset(SCOPES),
+        # TikTok's desktop flow: the S256 challenge is the hex SHA-256 of the verifier
+        pkce_methods=("S256",), pkce_hex=True, access_prefix="act.", refresh_prefix="rft.", token_bytes=24)
+    # status None: `oauth_error_status` (TikTok answers OAuth errors with 200 by default)
+    oauth_errors = {
+        "unknown_client": (400, "invalid_client", "client_key is not registered.", "json"),
+        "bad_redirect_uri": (400, "invalid_request", "redirect_uri must be an absolute URL without fragment.", "json"),
+        "invalid_scope": (400, "invalid_scope", "scope must be a comma-separated list of known scopes."),
+        "bad_pkce_method": (400, "invalid_request", "code_challenge_method must be S256."),
+        "invalid_client": (None, "invalid_client", "Client key or secret is invalid."),
+        "missing_client": (None, "invalid_request", "client_key is required."),
+        "missing_param": (None, "invalid_request", "{param} is required."),
+        "bad_content_type": (None, "invalid_request", "Content-Type must be application/x-www-form-urlencoded."),
+        "missing_grant_type": (None, "invalid_request", "grant_type is required."),
+        "unsupported_grant_type": (None, "unsupported_grant_type", "grant_type is not supported."),
+        "code_invalid": (None, "invalid_grant", "Authorization code is invalid."),
+        "code_used": (None, "invalid_grant", "Authorization code has been used."),
+        "code_expired": (None, "invalid_grant", "Authorization code is expired."),
+        "redirect_mismatch": (None, "invalid_grant", "redirect_uri does not match the authorization request."),
+        "verifier_missing": (None, "invalid_request", "Code verifier or code challenge is invalid."),
+        "verifier_mismatch": (None, "invalid_request", "Code verifier or code challenge is invalid."),
+        "refresh_invalid": (None, "invalid_grant", "Refresh token is invalid or expired."),
+    }
     defaults = {
         # registered apps (client_key -> secret); tests add theirs with register_app()
         "apps": {"sandbox-tiktok-client": "sandbox-tiktok-secret"},
@@ -85,11 +113,14 @@ class TikTokEmulator(Emulator):
         "refresh_token_ttl": 180 * 86400,  # the newer 180 d; the older docs say 365 d
         "oauth_error_status": 200,  # unconfirmed; 200 + error catches clients that read the status only
         "withheld_scopes": [],  # scopes the sandbox user unticks on the consent page
+        "rotate_refresh_tokens": True,
         "rate_creator_info_per_min": 20,
         "rate_init_per_min": 6,
         "rate_status_per_min": 30,
         "daily_post_cap": 15,  # per creator, rolling 24 h (unconfirmed number)
         "active_user_cap": None,  # per app, distinct posting creators per 24 h
+        # an app TikTok has not audited: it may post only to private accounts, only as SELF_ONLY
+        # (creator_info offers nothing else), to at most `unaudited_user_cap` creators a day
         "unaudited": False,
         "unaudited_user_cap": 5,
         "verified_url_prefixes": ["https://media.sandbox.aurareels.test/"],
@@ -115,10 +146,6 @@ class TikTokEmulator(Emulator):
         super().reset()
         self.config = copy.deepcopy(self.defaults)
         self.users: dict[str, dict[str, Any]] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, TokenRecord] = {}
-        self.refresh_tokens: dict[str, TokenRecord] = {}
-        self.revoked_grants: set[str] = set()
         self.publishes: dict[str, dict[str, Any]] = {}
         self.uploads: dict[str, str] = {}
         self.calls: dict[tuple[str, str], deque[float]] = {}
@@ -128,14 +155,6 @@ class TikTokEmulator(Emulator):
 
     def register_app(self, client_key: str, client_secret: str | None) -> None:
         self.config["apps"] = {**self.config["apps"], client_key: client_secret}
-
-    def _known_app(self, client_key: str) -> bool:
-        if client_key in self.config["apps"]:
-            return True
-        if client_key and self.config["auto_register"]:
-            self.register_app(client_key, None)
-            return True
-        return False
 
     def set_creator(self, name: str, **attrs: Any) -> dict[str, Any]:
         """Change a sandbox creator: private, banned, max_video_post_duration_sec,
@@ -156,8 +175,7 @@ class TikTokEmulator(Emulator):
     def issue_token(self, user: str = "creator1", scopes: tuple[str, ...] = SCOPES,
                     client_key: str | None = None) -> dict[str, Any]:
         """Tokens as the token endpoint would issue them after a consent (for tests)."""
-        return self._issue(client_key or next(iter(self.config["apps"])), self._user(user)["name"], list(scopes),
-                           self.new_id("grant-"))
+        return self.oauth.issue(client_key or next(iter(self.config["apps"])), self._user(user)["name"], list(scopes))
 
     def snapshot(self) -> dict[str, Any]:
         return {**super().snapshot(), "publishes": copy.deepcopy(self.publishes), "webhooks": list(self.webhooks)}
@@ -211,154 +229,29 @@ class TikTokEmulator(Emulator):
         return self.api_error("rate_limit_exceeded", "The API rate limit was exceeded. Please try again later.", 429,
                               {"Retry-After": str(int(retry_after))})
 
-    # ------------------------------------------------------------------------------ OAuth
-    def _authorize_params(self, request: Request) -> dict[str, str]:
-        return {k: request.args.get(k) or request.form.get(k) or "" for k in (
-            "client_key", "response_type", "scope", "redirect_uri", "state", "code_challenge",
-            "code_challenge_method")}
+    # ------------------------------------------------------------------------------ OAuth hooks
+    def oauth_user(self, login: str) -> str:
+        return self._user(login)["name"]
 
-    def _check_authorize(self, p: dict[str, str]) -> Response | list[str]:
-        """The requested scopes, or the error answer (a page for a bad client or redirect URI,
-        a redirect with `error` once the redirect URI is trusted)."""
-        if not self._known_app(p["client_key"]):
-            return self.oauth_error("invalid_client", "client_key is not registered.", 400)
-        parts = urlsplit(p["redirect_uri"])
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment or len(p["redirect_uri"]) > 512:
-            return self.oauth_error("invalid_request", "redirect_uri must be an absolute URL without fragment.", 400)
-        if p["response_type"] != "code":
-            return self.redirect(p["redirect_uri"], {"error": "unsupported_response_type", "state": p["state"],
-                                                     "error_description": "response_type must be code."})
-        scopes = p["scope"].split(",") if p["scope"] else []
-        if not scopes or any(s not in SCOPES for s in scopes):
-            return self.redirect(p["redirect_uri"], {"error": "invalid_scope", "state": p["state"],
-                                                     "error_description": "scope must be a comma-separated list of "
-                                                                          "known scopes."})
-        if p["code_challenge"] and p["code_challenge_method"] != "S256":
-            return self.redirect(p["redirect_uri"], {"error": "invalid_request", "state": p["state"],
-                                                     "error_description": "code_challenge_method must be S256."})
-        return scopes
-
-    @route("GET", r"/v2/auth/authorize/")
-    def authorize(self, request: Request) -> Response:
-        p = self._authorize_params(request)
-        checked = self._check_authorize(p)
-        if isinstance(checked, Response):
-            return checked
-        return self.consent_page(request, app_name=self.config["app_name"], scopes=checked,
-                                 hidden={k: v for k, v in p.items() if v})
-
-    @route("POST", r"/v2/auth/authorize/")
-    def authorize_decision(self, request: Request) -> Response:
-        p = self._authorize_params(request)
-        checked = self._check_authorize(p)
-        if isinstance(checked, Response):
-            return checked
-        if request.form.get("decision") != "allow":
-            return self.redirect(p["redirect_uri"], {"error": "access_denied", "state": p["state"],
-                                                     "error_description": "The user denied the request."})
-        granted = [s for s in checked if s not in self.config["withheld_scopes"]]
-        user = self._user(request.form.get("sandbox_user") or "creator1")
+    def oauth_code(self) -> str:
         # real codes carry characters that must be URL-decoded before the exchange
-        code = f"{secrets.token_urlsafe(24)}*!{secrets.token_hex(3)}"
-        self.codes[code] = {"client_key": p["client_key"], "redirect_uri": p["redirect_uri"], "scopes": granted,
-                            "user": user["name"], "challenge": p["code_challenge"] or None,
-                            "expires_at": self.now() + self.config["code_ttl"], "used": False}
-        return self.redirect(p["redirect_uri"], {"code": code, "scopes": ",".join(granted), "state": p["state"]})
+        return f"{secrets.token_urlsafe(24)}*!{secrets.token_hex(3)}"
 
-    def _client(self, request: Request) -> Response | str:
-        """The authenticated client_key of a form-encoded OAuth request, or the error answer."""
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self.oauth_error("invalid_request", "Content-Type must be application/x-www-form-urlencoded.")
-        key, secret = request.form.get("client_key"), request.form.get("client_secret")
-        if not key:
-            return self.oauth_error("invalid_request", "client_key is required.")
-        if self._known_app(key) and secret and self.config["apps"][key] is None:
-            self.register_app(key, secret)  # first token call of an auto-registered app
-        expected = self.config["apps"].get(key)
-        if expected is None or not secret or not hmac.compare_digest(expected, secret):
-            return self.oauth_error("invalid_client", "Client key or secret is invalid.")
-        return key
+    def oauth_redirect_extra(self, scopes: list[str]) -> dict[str, str]:
+        return {"scopes": ",".join(scopes)}
 
-    @route("POST", r"/v2/oauth/token/")
-    def token(self, request: Request) -> Response:
-        client = self._client(request)
-        if isinstance(client, Response):
-            return client
-        form = request.form
-        grant_type = form.get("grant_type")
-        if grant_type == "authorization_code":
-            return self._exchange(client, form)
-        if grant_type == "refresh_token":
-            return self._refresh(client, form)
-        if not grant_type:
-            return self.oauth_error("invalid_request", "grant_type is required.")
-        return self.oauth_error("unsupported_grant_type", f"grant_type {grant_type} is not supported.")
-
-    def _exchange(self, client: str, form) -> Response:
-        code, redirect_uri = form.get("code"), form.get("redirect_uri")
-        if not code or not redirect_uri:
-            return self.oauth_error("invalid_request", "code and redirect_uri are required.")
-        entry = self.codes.get(code)
-        if entry is None or entry["client_key"] != client:
-            return self.oauth_error("invalid_grant", "Authorization code is invalid.")
-        if entry["used"]:
-            return self.oauth_error("invalid_grant", "Authorization code has been used.")
-        if self.now() > entry["expires_at"]:
-            return self.oauth_error("invalid_grant", "Authorization code is expired.")
-        if redirect_uri != entry["redirect_uri"]:
-            return self.oauth_error("invalid_grant", "redirect_uri does not match the authorization request.")
-        if entry["challenge"]:
-            verifier = form.get("code_verifier") or ""
-            # TikTok's desktop flow: the challenge is the hex SHA-256 of the verifier
-            if hashlib.sha256(verifier.encode()).hexdigest() != entry["challenge"]:
-                return self.oauth_error("invalid_request", "Code verifier or code challenge is invalid.")
-        entry["used"] = True
-        return self.json(self._issue(client, entry["user"], entry["scopes"], self.new_id("grant-")))
-
-    def _refresh(self, client: str, form) -> Response:
-        old = form.get("refresh_token")
-        if not old:
-            return self.oauth_error("invalid_request", "refresh_token is required.")
-        record = self.refresh_tokens.get(old)
-        if (record is None or record.revoked or record.client_id != client or self.now() > record.expires_at
-                or record.extra["grant"] in self.revoked_grants):
-            return self.oauth_error("invalid_grant", "Refresh token is invalid or expired.")
-        record.revoked = True  # rotated: the old refresh token stops working
-        return self.json(self._issue(client, record.user, record.scopes, record.extra["grant"]))
-
-    def _issue(self, client: str, user: str, scopes: list[str], grant: str) -> dict[str, Any]:
-        now = self.now()
-        access, refresh = f"act.{secrets.token_hex(24)}", f"rft.{secrets.token_hex(24)}"
-        self.tokens[access] = TokenRecord(access, user, client, list(scopes), now + self.config["access_token_ttl"],
-                                          extra={"grant": grant})
-        self.refresh_tokens[refresh] = TokenRecord(refresh, user, client, list(scopes),
-                                                   now + self.config["refresh_token_ttl"], kind="refresh",
-                                                   extra={"grant": grant})
-        return {"access_token": access, "expires_in": self.config["access_token_ttl"],
-                "open_id": self._user(user)["open_id"], "refresh_expires_in": self.config["refresh_token_ttl"],
-                "refresh_token": refresh, "scope": ",".join(scopes), "token_type": "Bearer"}
-
-    @route("POST", r"/v2/oauth/revoke/")
-    def revoke(self, request: Request) -> Response:
-        client = self._client(request)
-        if isinstance(client, Response):
-            return client
-        token = request.form.get("token")
-        if not token:
-            return self.oauth_error("invalid_request", "token is required.")
-        record = self.tokens.get(token)
-        if record is not None and record.client_id == client:
-            self.revoked_grants.add(record.extra["grant"])
-        return self.json({})
+    def oauth_answer(self, body: dict[str, Any], grant: Any, refresh: Any, exchange: bool) -> dict[str, Any]:
+        body = {**body, "open_id": self._user(grant.user)["open_id"]}
+        if refresh is not None:
+            body["refresh_expires_in"] = int(self.config["refresh_token_ttl"])
+        return body
 
     # ------------------------------------------------------------------------------ API guards
     def _bearer(self, request: Request, *scopes: str) -> TokenRecord | Response:
         """The token record of a v2 API call, or its 401. `scopes`: any one of them suffices."""
         header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header.startswith("Bearer ") else ""
-        record = self.tokens.get(token)
-        if record is None or record.revoked or record.extra["grant"] in self.revoked_grants \
-                or self.now() > record.expires_at:
+        record = self.oauth.access(header[7:].strip() if header.startswith("Bearer ") else "")
+        if record is None:
             return self.api_error("access_token_invalid", "The access token is invalid or not found in the request.")
         if scopes and not any(s in record.scopes for s in scopes):
             return self.api_error("scope_not_authorized",
@@ -406,6 +299,8 @@ class TikTokEmulator(Emulator):
         return None
 
     def _options(self, user: dict[str, Any]) -> list[str]:
+        if self.config["unaudited"]:
+            return ["SELF_ONLY"]
         return list(PRIVATE_OPTIONS if user["private"] else PUBLIC_OPTIONS)
 
     # ------------------------------------------------------------------------------ user, creator
@@ -467,6 +362,9 @@ class TikTokEmulator(Emulator):
         if direct and info.get("privacy_level") not in self._options(user):
             return self.api_error("privacy_level_option_mismatch",
                                   "privacy_level is missing or not one of the creator's privacy_level_options.")
+        if info.get("brand_content_toggle") is True and info.get("privacy_level") == "SELF_ONLY":
+            return self.api_error("invalid_param", "Branded content cannot be private: privacy_level SELF_ONLY is not "
+                                                   "allowed with brand_content_toggle.")
         return None
 
     def _verified(self, url: Any) -> bool:
@@ -565,7 +463,7 @@ class TikTokEmulator(Emulator):
         prefix = ("v" if kind == "video" else "p") + ("_pub_" if post_mode == "DIRECT_POST" else "_inbox_") + \
             ("url~" if pull else "file~")
         publish_id = f"{prefix}v2-1.{secrets.randbelow(10 ** 18):018d}"
-        privacy = "SELF_ONLY" if self.config["unaudited"] else info.get("privacy_level", "SELF_ONLY")
+        privacy = info.get("privacy_level", "SELF_ONLY")
         pub: dict[str, Any] = {
             "publish_id": publish_id, "user": user["name"], "open_id": user["open_id"],
             "client_key": record.client_id, "kind": "photo" if kind != "video" else "video", "post_mode": post_mode,

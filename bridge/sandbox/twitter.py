@@ -24,17 +24,18 @@ import json
 import secrets
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
 from bridge.platforms.twitter import has_invalid_characters, url_spans, weighted_length
-from bridge.sandbox.core import Emulator, TokenRecord, route
+from bridge.sandbox.core import Emulator, route
+from bridge.sandbox.oauth import OAuthSpec
 
 MIB = 1024 * 1024
 PROBLEMS = "https://api.twitter.com/2/problems"
+PROBLEMS_X = "https://api.x.com/2/problems"
 WEB_HOSTS = ("x.com", "twitter.com")
 SCOPES = {"tweet.read", "tweet.write", "tweet.moderate.write", "users.read", "follows.read", "follows.write",
           "offline.access", "space.read", "mute.read", "mute.write", "like.read", "like.write", "list.read",
@@ -74,26 +75,58 @@ BUCKETS = (
     ("GET", lambda p: p == "/2/users/me", "users_me"),
     ("GET", lambda p: p.startswith("/2/users/"), "user_tweets"),
     (None, lambda p: p.startswith("/2/media/upload/"), "media_chunked"),
-    (None, lambda p: p == "/2/media/upload", "media_command"),
+    (None, lambda p: p == "/2/media/upload", "media_upload"),
     (None, lambda p: p.startswith("/2/oauth2/"), "oauth"),
 )
 _HEAD = 64 * 1024
 
 
+_REFUSED_PAGE = "You weren't able to give access to the App. Go back and try logging in again."
+
+
 class TwitterEmulator(Emulator):
     platform = "twitter"
     hosts = ("x.com", "twitter.com", "api.x.com", "api.twitter.com")
+    oauth_spec = OAuthSpec(
+        authorize_path="/i/oauth2/authorize", token_path="/2/oauth2/token", revoke_path="/2/oauth2/revoke",
+        known_scopes=frozenset(SCOPES), client_auth="basic", pkce="required", state_required=True, token_bytes=45,
+        token_type="bearer", revoke_ends="token", revoke_answer={"revoked": True})
+    oauth_errors = {
+        **{name: (400, "invalid_request", _REFUSED_PAGE, "page") for name in (
+            "unknown_client", "bad_redirect_uri", "unsupported_response_type", "invalid_scope", "bad_state",
+            "pkce_required", "bad_pkce_method")},
+        "bad_content_type": (400, "invalid_request", "Missing required parameter [grant_type]."),
+        "invalid_client": (401, "invalid_client", "Missing valid authorization header"),
+        "missing_grant_type": (400, "invalid_request", "Missing required parameter [grant_type]."),
+        "unsupported_grant_type": (400, "unsupported_grant_type", "Value passed for the grant type was invalid."),
+        "missing_param": (400, "invalid_request", "Missing required parameter [{param}]."),
+        # X says invalid_request where RFC 6749 says invalid_grant
+        "code_invalid": (400, "invalid_request", "Value passed for the authorization code was invalid."),
+        "code_used": (400, "invalid_request", "Value passed for the authorization code was invalid."),
+        "code_expired": (400, "invalid_request", "Value passed for the authorization code was invalid."),
+        "redirect_mismatch": (400, "invalid_request", "Value passed for the redirect uri did not match the uri of "
+                                                      "the authorization code."),
+        "verifier_mismatch": (400, "invalid_request", "Value passed for the code verifier did not match the code "
+                                                      "challenge."),
+        "refresh_invalid": (400, "invalid_request", "Value passed for the token was invalid."),
+    }
     defaults = {
-        # OAuth
+        # OAuth (a confidential client: HTTP Basic; refresh tokens rotate)
+        "apps": {},  # client_id -> secret; with auto_register any id, its secret fixed at first use
+        "auto_register": True,
         "code_ttl": 30,  # X's codes are very short-lived (30 s is the figure quoted)
         "access_token_ttl": 7200,
         "refresh_token_ttl": 180 * 86400,
-        "require_basic_auth": True,  # the bridge is a confidential client
-        "clients": {},  # client_id -> secret; empty: any id, its secret fixed at first use
         # posts
         "max_weighted_length": 280,
         "duplicate_window": 86400,
         "user_posts_per_24h": 17,  # the strictest published cap (free tier); paid tiers: 100 or more
+        # pay-per-use credits (US dollars): None keeps no balance; a number is spent by each post
+        # written and each post read, and an empty balance answers 402 credits-depleted
+        "credits": None,
+        "post_cost": 0.015,
+        "post_with_url_cost": 0.20,
+        "read_cost": 0.005,
         # 15-minute windows per user (per client for OAuth)
         "rate_window": 900,
         "limit_tweets_create": 100,
@@ -102,7 +135,7 @@ class TwitterEmulator(Emulator):
         "limit_users_me": 75,
         "limit_user_tweets": 900,
         "limit_media_chunked": 1875,
-        "limit_media_command": 500,
+        "limit_media_upload": 500,
         "limit_oauth": 1000,
         # media
         "media_expires_after": 86400,
@@ -122,10 +155,6 @@ class TwitterEmulator(Emulator):
     def reset(self) -> None:
         super().reset()
         self.users: dict[str, dict[str, Any]] = {}  # id -> user
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.access: dict[str, TokenRecord] = {}
-        self.refresh: dict[str, TokenRecord] = {}
-        self.secrets: dict[str, str] = {}  # client secrets learnt at first use
         self.media: dict[str, dict[str, Any]] = {}
         self.tweets: dict[str, dict[str, Any]] = {}
         self.windows: dict[tuple[str, str], dict[str, float]] = {}
@@ -191,9 +220,10 @@ class TwitterEmulator(Emulator):
 
     def _window(self, request: Request, bucket: str) -> dict[str, float]:
         """The caller's current 15-minute window for `bucket` (user, else client, else address)."""
-        token = self._bearer(request)
-        record = self.access.get(token) if token else None
-        caller = record.user if record else (self._basic(request) or (None, None))[0] or request.remote_addr or "-"
+        record = self.oauth.access(self._bearer(request))
+        basic = request.authorization.username if request.authorization and request.authorization.type == "basic" \
+            else None
+        caller = record.user if record else basic or request.remote_addr or "-"
         key = (bucket, str(caller))
         window = self.windows.get(key)
         if window is None or self.now() >= window["reset"]:
@@ -236,11 +266,21 @@ class TwitterEmulator(Emulator):
     def forbidden(self, detail: str = "You are not permitted to perform this action.") -> Response:
         return self.problem(403, "Forbidden", detail)
 
+    def credits_depleted(self) -> Response:
+        return self.problem(402, "Payment Required", "credits depleted", f"{PROBLEMS_X}/credits-depleted")
+
+    def _spend(self, cost: float) -> bool:
+        """Take `cost` from the credit balance; False (nothing taken) when it would not cover it."""
+        balance = self.config["credits"]
+        if balance is None:
+            return True
+        if balance + 1e-9 < cost:
+            return False
+        self.config["credits"] = round(balance - cost, 6)
+        return True
+
     def duplicate(self) -> Response:
         return self.problem(403, "Forbidden", "You are not allowed to create a Tweet with duplicate content.")
-
-    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
-        return self.json({"error": error, "error_description": description}, status=status)
 
     def error_response(self, name: str, request: Request) -> Response:
         """Named X errors for fault injection."""
@@ -251,6 +291,7 @@ class TwitterEmulator(Emulator):
             "not_permitted": self.forbidden,
             "usage_capped": lambda: self.problem(429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap",
                                                  f"{PROBLEMS}/usage-capped"),
+            "credits_depleted": self.credits_depleted,
             "daily_limit": lambda: self.problem(429, "Too Many Requests", "Too Many Requests",
                                                 headers=self._daily_headers(user["id"] if user else "-", full=True)),
             "client_forbidden": lambda: self.problem(
@@ -292,163 +333,12 @@ class TwitterEmulator(Emulator):
         bucket = self._bucket(request)
         return self._stamp(response, self._window(request, bucket)) if bucket else response
 
-    # ------------------------------------------------------------------ OAuth
-    @route("GET", r"/i/oauth2/authorize")
-    def authorize_page(self, request: Request) -> Response:
-        params = request.args
-        problem = self._authorize_problem(params)
-        if problem:
-            return self._authorize_refused(problem)
-        hidden = {k: params[k] for k in ("response_type", "client_id", "redirect_uri", "scope", "state",
-                                         "code_challenge", "code_challenge_method") if k in params}
-        return self.consent_page(request, app_name=params["client_id"], scopes=params["scope"].split(" "),
-                                 hidden=hidden)
+    # ------------------------------------------------------------------ OAuth hooks
+    def oauth_user(self, login: str) -> str:
+        return self.user_for(login)["id"]
 
-    @route("POST", r"/i/oauth2/authorize")
-    def authorize_decide(self, request: Request) -> Response:
-        form = request.form
-        problem = self._authorize_problem(form)
-        if problem:
-            return self._authorize_refused(problem)
-        if form.get("decision") != "allow":
-            return self.redirect(form["redirect_uri"], {"error": "access_denied", "state": form["state"]})
-        user = self.user_for((form.get("sandbox_user") or "creator1").strip() or "creator1")
-        code = secrets.token_urlsafe(48)
-        self.codes[code] = {
-            "client_id": form["client_id"], "redirect_uri": form["redirect_uri"], "scopes": form["scope"].split(" "),
-            "challenge": form["code_challenge"], "method": form.get("code_challenge_method", "plain"),
-            "user": user["id"], "expires_at": self.now() + self.config["code_ttl"], "used": False,
-        }
-        return self.redirect(form["redirect_uri"], {"state": form["state"], "code": code})
-
-    def _authorize_problem(self, params) -> str | None:
-        """Why X's consent screen would refuse these parameters (None: it shows)."""
-        if params.get("response_type") != "code":
-            return "response_type must be code"
-        client_id = params.get("client_id")
-        if not client_id or (self.config["clients"] and client_id not in self.config["clients"]):
-            return "unknown client_id"
-        redirect = urlsplit(params.get("redirect_uri") or "")
-        if redirect.scheme not in ("http", "https") or not redirect.netloc:
-            return "redirect_uri must be an absolute URL"
-        scopes = (params.get("scope") or "").split(" ")
-        if not any(scopes) or not set(scopes) <= SCOPES:
-            return "scope is missing or names an unknown scope (scopes are separated by spaces)"
-        if not params.get("state") or len(params["state"]) > 500:
-            return "state is required (at most 500 characters)"
-        if not params.get("code_challenge"):
-            return "code_challenge is required (PKCE)"
-        if params.get("code_challenge_method", "plain") not in ("S256", "plain"):
-            return "code_challenge_method must be S256 or plain"
-        return None
-
-    def _authorize_refused(self, reason: str) -> Response:
-        page = ("<!doctype html><html><body><h1>Something went wrong</h1><p>You weren't able to give access to the "
-                f"App. Go back and try logging in again.</p><!-- {html.escape(reason)} --></body></html>")
-        return Response(page, status=400, content_type="text/html; charset=utf-8")
-
-    @route("POST", r"/2/oauth2/token")
-    def token(self, request: Request) -> Response:
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self.oauth_error("invalid_request", "Missing required parameter [grant_type].")
-        form = request.form
-        client_id, refusal = self._client(request)
-        if refusal:
-            return refusal
-        grant = form.get("grant_type")
-        if grant == "authorization_code":
-            return self._exchange(form, client_id)
-        if grant == "refresh_token":
-            return self._refresh(form, client_id)
-        if not grant:
-            return self.oauth_error("invalid_request", "Missing required parameter [grant_type].")
-        return self.oauth_error("unsupported_grant_type", "Value passed for the grant type was invalid.")
-
-    def _client(self, request: Request) -> tuple[str | None, Response | None]:
-        """The authenticated client: HTTP Basic for a confidential client, `client_id` for a public one."""
-        basic = self._basic(request)
-        body_id = request.form.get("client_id")
-        if basic is None:
-            if self.config["require_basic_auth"] or not body_id:
-                return None, self.oauth_error("invalid_client", "Missing valid authorization header", 401)
-            return body_id, None
-        client_id, secret = basic
-        if body_id and body_id != client_id:
-            return None, self.oauth_error("invalid_client", "Missing valid authorization header", 401)
-        expected = self.config["clients"].get(client_id) if self.config["clients"] else self.secrets.setdefault(
-            client_id, secret)
-        if expected is None or not secrets.compare_digest(expected, secret):
-            return None, self.oauth_error("unauthorized_client", "Missing valid authorization header", 401)
-        return client_id, None
-
-    @staticmethod
-    def _basic(request: Request) -> tuple[str, str] | None:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return None
-        try:
-            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            return None
-        return client_id, secret
-
-    def _exchange(self, form, client_id: str) -> Response:
-        for name in ("code", "redirect_uri", "code_verifier"):
-            if not form.get(name):
-                return self.oauth_error("invalid_request", f"Missing required parameter [{name}].")
-        grant = self.codes.get(form["code"])
-        if not grant or grant["used"] or grant["expires_at"] <= self.now() or grant["client_id"] != client_id:
-            return self.oauth_error("invalid_request", "Value passed for the authorization code was invalid.")
-        if form["redirect_uri"] != grant["redirect_uri"]:
-            return self.oauth_error("invalid_request", "Value passed for the redirect uri did not match the uri of "
-                                                       "the authorization code.")
-        verifier = form["code_verifier"]
-        if grant["method"] == "S256":
-            derived = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-        else:
-            derived = verifier
-        if not secrets.compare_digest(derived, grant["challenge"]):
-            return self.oauth_error("invalid_request", "Value passed for the code verifier did not match the code "
-                                                       "challenge.")
-        grant["used"] = True
-        return self._issue(grant["user"], client_id, grant["scopes"])
-
-    def _refresh(self, form, client_id: str) -> Response:
-        record = self.refresh.get(form.get("refresh_token") or "")
-        if (not record or record.revoked or record.extra.get("used") or record.expires_at <= self.now()
-                or record.client_id != client_id):
-            return self.oauth_error("invalid_request", "Value passed for the token was invalid.")
-        record.extra["used"] = True  # refresh tokens rotate: this one is spent
-        return self._issue(record.user, client_id, record.scopes)
-
-    def _issue(self, user_id: str, client_id: str, scopes: list[str]) -> Response:
-        now = self.now()
-        access = TokenRecord(secrets.token_urlsafe(60), user_id, client_id, list(scopes),
-                             now + self.config["access_token_ttl"])
-        self.access[access.token] = access
-        body = {"token_type": "bearer", "expires_in": self.config["access_token_ttl"], "access_token": access.token,
-                "scope": " ".join(scopes)}
-        if "offline.access" in scopes:
-            refresh = TokenRecord(secrets.token_urlsafe(60), user_id, client_id, list(scopes),
-                                  now + self.config["refresh_token_ttl"], kind="refresh")
-            self.refresh[refresh.token] = refresh
-            body["refresh_token"] = refresh.token
-        return self.json(body)
-
-    @route("POST", r"/2/oauth2/revoke")
-    def revoke(self, request: Request) -> Response:
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self.oauth_error("invalid_request", "Missing required parameter [token].")
-        _, refusal = self._client(request)
-        if refusal:
-            return refusal
-        token = request.form.get("token")
-        if not token:
-            return self.oauth_error("invalid_request", "Missing required parameter [token].")
-        for store in (self.access, self.refresh):
-            if token in store:
-                store[token].revoked = True
-        return self.json({"revoked": True})  # an unknown token is "revoked" too (RFC 7009)
+    def oauth_wants_refresh(self, grant: Any) -> bool:
+        return "offline.access" in grant.scopes  # X issues refresh tokens to offline.access only
 
     # ------------------------------------------------------------------ bearer auth
     @staticmethod
@@ -457,14 +347,12 @@ class TwitterEmulator(Emulator):
         return header[7:].strip() if header.startswith("Bearer ") else None
 
     def _token_user(self, request: Request) -> dict[str, Any] | None:
-        record = self.access.get(self._bearer(request) or "")
-        if not record or record.revoked or record.expires_at <= self.now():
-            return None
-        return self.users[record.user]
+        record = self.oauth.access(self._bearer(request))
+        return self.users[record.user] if record else None
 
     def _authorized(self, request: Request, *scopes: str) -> tuple[dict[str, Any] | None, Response | None]:
-        record = self.access.get(self._bearer(request) or "")
-        if not record or record.revoked or record.expires_at <= self.now():
+        record = self.oauth.access(self._bearer(request))
+        if not record:
             return None, self.unauthorized()
         if not set(scopes) <= set(record.scopes):
             return None, self.forbidden()
@@ -515,6 +403,8 @@ class TwitterEmulator(Emulator):
         token = args.get("pagination_token", "0")
         start = int(token) if token.isdigit() else 0
         page = posts[start:start + limit]
+        if not self._spend(len(page) * self.config["read_cost"]):  # every post read is billed
+            return self.credits_depleted()
         meta: dict[str, Any] = {"result_count": len(page)}
         if page:
             meta.update(newest_id=page[0]["id"], oldest_id=page[-1]["id"])
@@ -564,6 +454,9 @@ class TwitterEmulator(Emulator):
         if text and any(t["sent_text"] == text and now - t["created_at"] < self.config["duplicate_window"]
                         for t in self.tweets.values() if t["author_id"] == user["id"] and not t["deleted"]):
             return self.duplicate()
+        cost = self.config["post_with_url_cost"] if text and url_spans(text) else self.config["post_cost"]
+        if not self._spend(cost):
+            return self.credits_depleted()
         tweet = self._publish(user, text or "", media)
         response = self.json({"data": {"id": tweet["id"], "text": tweet["text"],
                                        "edit_history_tweet_ids": [tweet["id"]]}}, status=201)
@@ -619,6 +512,8 @@ class TwitterEmulator(Emulator):
         tweet = self.tweets.get(tweet_id)
         if not tweet or tweet["deleted"]:
             return self.json({"errors": [_not_found("tweet", tweet_id)]})
+        if not self._spend(self.config["read_cost"]):
+            return self.credits_depleted()
         return self.json({"data": self._tweet_view(tweet, fields)})
 
     @route("DELETE", r"/2/tweets/(?P<tweet_id>\d+)")
@@ -676,7 +571,7 @@ class TwitterEmulator(Emulator):
         form = self._form(request)
         if isinstance(form, Response):
             return form
-        return self._append(user, media_id, form, empty=False)
+        return self._append(user, media_id, form)
 
     @route("POST", r"/2/media/upload/(?P<media_id>\d+)/finalize")
     def media_finalize(self, request: Request, media_id: str) -> Response:
@@ -686,25 +581,24 @@ class TwitterEmulator(Emulator):
         return self._finalize(user, media_id)
 
     @route("POST", r"/2/media/upload")
-    def media_command(self, request: Request) -> Response:
+    def media_simple(self, request: Request) -> Response:
+        """The one-request upload of a small file. The `command=INIT|APPEND|FINALIZE` form this
+        path once took was retired in 2025 (only GET `command=STATUS` remains)."""
         user, refusal = self._authorized(request, "media.write")
         if refusal:
             return refusal
         form = self._form(request)
         if isinstance(form, Response):
             return form
-        command = (form.get("command") or request.args.get("command") or "").upper()
+        command = form.get("command") or request.args.get("command")
+        if command:
+            return self.invalid(f"The `command` parameter [{command}] is no longer supported; upload in chunks with "
+                                f"/2/media/upload/initialize, /2/media/upload/{{id}}/append and "
+                                f"/2/media/upload/{{id}}/finalize", {"command": [command]})
+        if "_media_size" not in form:
+            return self.invalid("$.media: is missing but it is required", {"media": []})
         values = {**request.args.to_dict(), **{k: v for k, v in form.items() if not k.startswith("_")}}
-        if command == "INIT":
-            return self._init(user, values)
-        if command == "APPEND":
-            return self._append(user, values.get("media_id", ""), {**request.args.to_dict(), **form}, empty=True)
-        if command == "FINALIZE":
-            return self._finalize(user, values.get("media_id", ""))
-        if not command and "_media_size" in form:
-            return self._simple(user, values, form)
-        return self.invalid(f"The `command` parameter value [{command}] is not one of [INIT,APPEND,FINALIZE]",
-                            {"command": [command]})
+        return self._simple(user, values, form)
 
     @route("GET", r"/2/media/upload")
     def media_status(self, request: Request) -> Response:
@@ -748,7 +642,7 @@ class TwitterEmulator(Emulator):
         return self.json({"data": {"id": media_id, "media_key": f"{key_prefix}{media_id}",
                                    "expires_after_secs": self.config["media_expires_after"]}})
 
-    def _append(self, user: dict[str, Any], media_id: str, form: dict[str, Any], *, empty: bool) -> Response:
+    def _append(self, user: dict[str, Any], media_id: str, form: dict[str, Any]) -> Response:
         media, missing = self._owned(user, media_id)
         if missing:
             return missing
@@ -775,8 +669,6 @@ class TwitterEmulator(Emulator):
         media["received"] = received
         if index == 0:
             media["head"] = form["_media_head"]
-        if empty:
-            return Response(status=204)
         return self.json({"data": {"expires_at": int(media["expires_at"])}})
 
     def _finalize(self, user: dict[str, Any], media_id: str) -> Response:

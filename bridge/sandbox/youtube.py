@@ -19,7 +19,6 @@ Answers use Google's shapes: OAuth errors `{"error", "error_description"}`, Data
 from __future__ import annotations
 
 import base64
-import html
 import hashlib
 import re
 import secrets
@@ -27,13 +26,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 from bridge.sandbox.core import Emulator, TokenRecord, route
+from bridge.sandbox.oauth import OAuthSpec, Refusal
 
 ACCOUNTS_HOST = "accounts.google.com"
 OAUTH_HOST = "oauth2.googleapis.com"
@@ -136,21 +135,56 @@ class Video:
 class YouTubeEmulator(Emulator):
     platform = "youtube"
     hosts = (ACCOUNTS_HOST, OAUTH_HOST, API_HOST, "youtube.googleapis.com")
+    oauth_spec = OAuthSpec(
+        authorize_path="/o/oauth2/v2/auth", token_path="/token", revoke_path="/revoke",
+        known_scopes=frozenset(KNOWN_SCOPES), client_auth="either", access_prefix="ya29.a0",
+        refresh_prefix="1//0", token_bytes=40, replay_revokes=True, revoke_needs_client=False,
+        revoke_unknown_is_error=True)
+    # Google shows its own error page for a bad authorize request (no redirect)
+    oauth_errors = {
+        "unknown_client": (401, "invalid_client", "The OAuth client was not found.", "page"),
+        "bad_redirect_uri": (400, "redirect_uri_mismatch", "The redirect URI in the request does not match the ones "
+                                                           "authorized for the OAuth client.", "page"),
+        "unsupported_response_type": (400, "unsupported_response_type", "Unsupported response type.", "page"),
+        "invalid_scope": (400, "invalid_scope", "Some requested scopes were invalid.", "page"),
+        "bad_pkce_method": (400, "invalid_request", "Invalid code_challenge_method.", "page"),
+        "bad_param": (400, "invalid_request", "Invalid {param}.", "page"),
+        "denied": (400, "access_denied", "The user denied the request."),
+        "bad_content_type": (400, "invalid_request",
+                             "Invalid request: the body must be application/x-www-form-urlencoded."),
+        "missing_client": (400, "invalid_request", "Could not determine client ID from request."),
+        "invalid_client": (401, "invalid_client", "Unauthorized"),
+        "missing_param": (400, "invalid_request", "Missing required parameter: {param}"),
+        "missing_grant_type": (400, "unsupported_grant_type", "Missing grant_type."),
+        "unsupported_grant_type": (400, "unsupported_grant_type", "Invalid grant_type."),
+        "code_invalid": (400, "invalid_grant", "Malformed auth code."),
+        "code_used": (400, "invalid_grant", "Bad Request"),
+        "code_expired": (400, "invalid_grant", "Bad Request"),
+        "redirect_mismatch": (400, "redirect_uri_mismatch", "Bad Request"),
+        "verifier_missing": (400, "invalid_grant", "Missing code verifier."),
+        "verifier_mismatch": (400, "invalid_grant", "Invalid code verifier."),
+        "refresh_invalid": (400, "invalid_grant", "Token has been expired or revoked."),
+        "token_unknown": (400, "invalid_token", "Token expired or revoked"),
+    }
     defaults = {
         "access_token_ttl": 3599,
         "code_ttl": 600,
         # None: refresh tokens of apps "In production" do not expire on a timer (7 days for "Testing")
         "refresh_token_ttl": None,
         "refresh_tokens_per_user": 100,
+        "rotate_refresh_tokens": False,  # Google keeps the refresh token; its answer omits it
         "refresh_returns_refresh_token": False,
-        # {client_id: secret}; None registers a client on first use and then holds it to that secret
-        "clients": None,
-        # registered redirect URIs; None accepts any http(s) URI (a code still binds the one it was issued for)
-        "redirect_uris": None,
-        # quota: "units" (videos.insert 1,600 of 10,000/day) or "buckets" (100 insert calls/day + 10,000 units)
-        "quota_model": "units",
+        # {client_id: secret}; with auto_register an unknown client is held to its first secret
+        "apps": {},
+        "auto_register": True,
+        # registered redirect URIs; empty accepts any http(s) URI (a code still binds the one it was issued for)
+        "redirect_uris": [],
+        # quota, per project and Pacific day. "buckets" (since 2026-06-01): videos.insert calls have
+        # their own bucket (`insert_calls_per_day`) beside the units of every other method; "units":
+        # one budget, an upload costing `insert_cost` (about 100 units since 2025-12-04)
+        "quota_model": "buckets",
         "quota_units_per_day": 10_000,
-        "insert_cost": 1_600,
+        "insert_cost": 100,
         "list_cost": 1,
         "insert_calls_per_day": 100,
         "channel_uploads_per_day": 50,
@@ -171,9 +205,6 @@ class YouTubeEmulator(Emulator):
 
     def reset(self) -> None:
         super().reset()
-        self.clients: dict[str, str] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.tokens: dict[str, TokenRecord] = {}
         self.consented: dict[tuple[str, str], set[str]] = {}
         self.offline_granted: set[tuple[str, str]] = set()
         self.channels: dict[str, dict[str, Any]] = {}
@@ -228,9 +259,6 @@ class YouTubeEmulator(Emulator):
         return self.json({"error": {"code": status, "message": message, "errors": [item],
                                     "status": STATUS_NAMES.get(status, "UNKNOWN")}}, status=status, headers=headers)
 
-    def oauth_error(self, error: str, description: str, status: int = 400) -> Response:
-        return self.json({"error": error, "error_description": description}, status=status)
-
     def error_response(self, name: str, request: Request) -> Response:
         if name == "partialChunk":  # a chunk cut off mid-way: part of it persisted, then a 503
             with self.lock:
@@ -260,191 +288,46 @@ class YouTubeEmulator(Emulator):
         script = request.environ.get("SCRIPT_NAME", "").rstrip("/").rsplit("/", 1)[-1]
         return script if script in self.hosts else (request.host or "").split(":")[0].lower()
 
-    # ------------------------------------------------------------------ OAuth: consent
-    @route("GET", r"/o/oauth2/v2/auth")
-    def authorize(self, request: Request) -> Response:
-        problem = self._check_authorize(request)
-        if problem is not None:
-            return problem
-        args = request.args
-        # the form posts back to this same URL, so the query carries every parameter
-        return self.consent_page(request, app_name=f"App {args['client_id']}", scopes=args["scope"].split(" "),
-                                 hidden={})
-
-    @route("POST", r"/o/oauth2/v2/auth")
-    def authorize_decision(self, request: Request) -> Response:
-        problem = self._check_authorize(request)
-        if problem is not None:
-            return problem
-        args = request.args
-        state = {"state": args["state"]} if "state" in args else {}
-        if request.form.get("decision") != "allow":
-            return self.redirect(args["redirect_uri"], {"error": "access_denied", **state})
-        user = request.form.get("sandbox_user") or "creator1"
-        scopes = args["scope"].split(" ")
-        prior = self.consented.get((args["client_id"], user), set())
-        if args.get("include_granted_scopes") == "true":
-            scopes = sorted(set(scopes) | prior)
-        code = "4/0" + secrets.token_urlsafe(32)
-        self.codes[code] = {
-            "client_id": args["client_id"], "redirect_uri": args["redirect_uri"], "scopes": scopes, "user": user,
-            "challenge": args.get("code_challenge"), "method": args.get("code_challenge_method", "plain"),
-            # a refresh token comes with the first offline consent, later only with prompt=consent
-            "refresh": args.get("access_type") == "offline" and (
-                (args["client_id"], user) not in self.offline_granted or "consent" in args.get("prompt", "").split()),
-            "expires_at": self.now() + self.config["code_ttl"], "used": False, "grant": None,
-        }
-        return self.redirect(args["redirect_uri"], {"code": code, "scope": " ".join(scopes), **state})
-
-    def _check_authorize(self, request: Request) -> Response | None:
-        """Google shows its own error page (no redirect) for a bad client, redirect URI or scope."""
-        args = request.args
-        for name in ("client_id", "redirect_uri", "response_type", "scope"):
-            if not args.get(name):
-                return self._error_page(400, "invalid_request", f"Missing required parameter: {name}")
-        clients = self.config["clients"]
-        if clients is not None and args["client_id"] not in clients:
-            return self._error_page(401, "invalid_client", "The OAuth client was not found.")
-        if not self._redirect_ok(args["redirect_uri"]):
-            return self._error_page(400, "redirect_uri_mismatch",
-                                    "The redirect URI in the request does not match the ones authorized for the "
-                                    "OAuth client.")
-        if args["response_type"] != "code":
-            return self._error_page(400, "unsupported_response_type",
-                                    f"Unsupported response type: {args['response_type']}")
-        unknown = [s for s in args["scope"].split(" ") if s not in KNOWN_SCOPES]
-        if unknown:
-            return self._error_page(400, "invalid_scope", f"Some requested scopes were invalid: {unknown}")
-        if args.get("access_type") not in (None, "online", "offline"):
-            return self._error_page(400, "invalid_request", f"Invalid access_type: {args['access_type']}")
-        prompts = args.get("prompt", "").split()
+    # ------------------------------------------------------------------ OAuth hooks
+    def oauth_check(self, params: dict[str, str]) -> Refusal | None:
+        """Google's own authorize parameters: access_type, prompt, include_granted_scopes and the
+        length of a PKCE challenge."""
+        if params.get("access_type") not in (None, "online", "offline"):
+            return Refusal("bad_param", param="access_type")
+        prompts = params.get("prompt", "").split()
         if any(p not in ("none", "consent", "select_account") for p in prompts) or (
                 "none" in prompts and len(prompts) > 1):
-            return self._error_page(400, "invalid_request", f"Invalid prompt: {args.get('prompt')}")
-        if args.get("include_granted_scopes") not in (None, "true", "false"):
-            return self._error_page(400, "invalid_request", "Invalid include_granted_scopes.")
-        if args.get("code_challenge") is not None:
-            if args.get("code_challenge_method", "plain") not in ("S256", "plain"):
-                return self._error_page(400, "invalid_request", "Invalid code_challenge_method.")
-            if not 43 <= len(args["code_challenge"]) <= 128:
-                return self._error_page(400, "invalid_request", "Invalid code_challenge.")
-        self.clients.setdefault(args["client_id"], "")
+            return Refusal("bad_param", param="prompt")
+        if params.get("include_granted_scopes") not in (None, "true", "false"):
+            return Refusal("bad_param", param="include_granted_scopes")
+        if params.get("code_challenge") is not None and not 43 <= len(params["code_challenge"]) <= 128:
+            return Refusal("bad_param", param="code_challenge")
         return None
 
-    def _redirect_ok(self, uri: str) -> bool:
-        registered = self.config["redirect_uris"]
-        if registered is not None:
-            return uri in registered
-        parts = urlsplit(uri)
-        return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.fragment
-
-    @staticmethod
-    def _error_page(status: int, error: str, detail: str) -> Response:
-        page = (f"<!doctype html><title>Error {status}: {error}</title><h1>Access blocked: authorization error</h1>"
-                f"<p>Error {status}: {error}</p><p>{html.escape(detail)}</p>")
-        return Response(page, status=status, content_type="text/html; charset=utf-8")
-
-    # ------------------------------------------------------------------ OAuth: tokens
-    @route("POST", r"/token")
-    def token(self, request: Request) -> Response:
-        if request.mimetype != "application/x-www-form-urlencoded":
-            return self.oauth_error("invalid_request", "Invalid request: the body must be "
-                                                       "application/x-www-form-urlencoded.")
-        form = request.form
-        client_id, secret = form.get("client_id"), form.get("client_secret")
-        if request.authorization and request.authorization.type == "basic":
-            client_id, secret = request.authorization.username, request.authorization.password
-        if not client_id:
-            return self.oauth_error("invalid_request", "Could not determine client ID from request.")
-        if not self._client_ok(client_id, secret):
-            return self.oauth_error("invalid_client", "Unauthorized", status=401)
-        grant_type = form.get("grant_type")
-        if grant_type == "authorization_code":
-            return self._exchange(form, client_id)
-        if grant_type == "refresh_token":
-            return self._refresh(form, client_id)
-        if not grant_type:
-            return self.oauth_error("unsupported_grant_type", "Missing grant_type.")
-        return self.oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type}")
-
-    def _client_ok(self, client_id: str, secret: str | None) -> bool:
-        if not secret:
-            return False
-        clients = self.config["clients"]
-        if clients is not None:
-            return clients.get(client_id) == secret
-        known = self.clients.get(client_id)
-        if not known:
-            self.clients[client_id] = secret
-            return True
-        return known == secret
-
-    def _exchange(self, form, client_id: str) -> Response:
-        for name in ("code", "redirect_uri"):
-            if not form.get(name):
-                return self.oauth_error("invalid_request", f"Missing required parameter: {name}")
-        record = self.codes.get(form["code"])
-        if record is None or record["client_id"] != client_id or record["expires_at"] < self.now():
-            return self.oauth_error("invalid_grant", "Malformed auth code." if record is None else "Bad Request")
-        if record["used"]:
-            # a replayed code also cancels what it granted (RFC 6749 section 4.1.2)
-            if record["grant"]:
-                self._revoke_grant(record["grant"])
-            return self.oauth_error("invalid_grant", "Bad Request")
-        if form["redirect_uri"] != record["redirect_uri"]:
-            return self.oauth_error("redirect_uri_mismatch", "Bad Request")
-        if record["challenge"]:
-            verifier = form.get("code_verifier")
-            if not verifier:
-                return self.oauth_error("invalid_grant", "Missing code verifier.")
-            expected = verifier if record["method"] == "plain" else base64.urlsafe_b64encode(
-                hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-            if expected != record["challenge"]:
-                return self.oauth_error("invalid_grant", "Invalid code verifier.")
-        record["used"] = True
-        grant = self.new_id("grant-")
-        record["grant"] = grant
-        key = (client_id, record["user"])
-        self.consented[key] = self.consented.get(key, set()) | set(record["scopes"])
-        body = self._issue_access(record["user"], client_id, record["scopes"], grant)
-        if record["refresh"]:
+    def oauth_consented(self, params: dict[str, str], client: str, user: str,
+                        scopes: list[str]) -> tuple[list[str], dict[str, Any]]:
+        key = (client, user)
+        prior = self.consented.get(key, set())
+        if params.get("include_granted_scopes") == "true":
+            scopes = sorted(set(scopes) | prior)
+        self.consented[key] = prior | set(scopes)
+        # a refresh token comes with the first offline consent, later only with prompt=consent
+        refresh = params.get("access_type") == "offline" and (
+            key not in self.offline_granted or "consent" in params.get("prompt", "").split())
+        if refresh:
             self.offline_granted.add(key)
-            body["refresh_token"] = self._issue_refresh(record["user"], client_id, record["scopes"], grant)
-        if "openid" in record["scopes"]:
-            body["id_token"] = self._id_token(record["user"], client_id)
-        return self.json(body)
+        return scopes, {"refresh": refresh}
 
-    def _refresh(self, form, client_id: str) -> Response:
-        if not form.get("refresh_token"):
-            return self.oauth_error("invalid_request", "Missing required parameter: refresh_token")
-        record = self.tokens.get(form["refresh_token"])
-        if (record is None or record.kind != "refresh" or record.revoked or record.client_id != client_id
-                or record.expires_at < self.now()):
-            return self.oauth_error("invalid_grant", "Token has been expired or revoked.")
-        record.extra["last_used"] = self.now()
-        body = self._issue_access(record.user, client_id, record.scopes, record.extra["grant"])
-        if self.config["refresh_returns_refresh_token"]:
-            body["refresh_token"] = record.token
-        return self.json(body)
+    def oauth_wants_refresh(self, grant: Any) -> bool:
+        return bool(grant.extra.get("refresh"))
 
-    def _issue_access(self, user: str, client_id: str, scopes: list[str], grant: str) -> dict[str, Any]:
-        token = "ya29.a0" + secrets.token_urlsafe(40)
-        ttl = self.config["access_token_ttl"]
-        self.tokens[token] = TokenRecord(token, user, client_id, list(scopes), self.now() + ttl,
-                                         extra={"grant": grant})
-        return {"access_token": token, "expires_in": ttl, "scope": " ".join(scopes), "token_type": "Bearer"}
+    def oauth_redirect_extra(self, scopes: list[str]) -> dict[str, str]:
+        return {"scope": " ".join(scopes)}
 
-    def _issue_refresh(self, user: str, client_id: str, scopes: list[str], grant: str) -> str:
-        token = "1//0" + secrets.token_urlsafe(48)
-        ttl = self.config["refresh_token_ttl"]
-        expires = self.now() + ttl if ttl else float("inf")
-        self.tokens[token] = TokenRecord(token, user, client_id, list(scopes), expires, kind="refresh",
-                                         extra={"grant": grant, "issued": self.now()})
-        live = sorted((t for t in self.tokens.values() if t.kind == "refresh" and not t.revoked
-                       and t.user == user and t.client_id == client_id), key=lambda t: t.extra["issued"])
-        for old in live[:max(0, len(live) - self.config["refresh_tokens_per_user"])]:
-            old.revoked = True  # past the per-client, per-user cap the oldest refresh token dies
-        return token
+    def oauth_answer(self, body: dict[str, Any], grant: Any, refresh: Any, exchange: bool) -> dict[str, Any]:
+        if "openid" in grant.scopes:
+            body["id_token"] = self._id_token(grant.user, grant.client)
+        return body
 
     @staticmethod
     def _id_token(user: str, client_id: str) -> str:
@@ -453,20 +336,6 @@ class YouTubeEmulator(Emulator):
 
         return ".".join((part('{"alg":"none"}'), part(f'{{"sub":"{user}","aud":"{client_id}"}}'), "sandbox"))
 
-    @route("POST", r"/revoke")
-    def revoke(self, request: Request) -> Response:
-        token = request.args.get("token") or request.form.get("token")
-        record = self.tokens.get(token or "")
-        if record is None or record.revoked:
-            return self.oauth_error("invalid_token", "Token expired or revoked")
-        self._revoke_grant(record.extra["grant"])
-        return self.json({})
-
-    def _revoke_grant(self, grant: str) -> None:
-        for record in self.tokens.values():
-            if record.extra.get("grant") == grant:
-                record.revoked = True
-
     # ------------------------------------------------------------------ Data API: common
     def _authorize(self, request: Request, scopes: set[str]) -> tuple[TokenRecord | None, Response | None]:
         header = request.headers.get("Authorization", "")
@@ -474,8 +343,8 @@ class YouTubeEmulator(Emulator):
             return None, self.api_error("required", "Request is missing required authentication credential. "
                                                     "Expected OAuth 2 access token.", location="Authorization",
                                         locationType="header")
-        record = self.tokens.get(header[7:].strip())
-        if record is None or record.kind != "access" or record.revoked or record.expires_at < self.now():
+        record = self.oauth.access(header[7:].strip())
+        if record is None:
             return None, self.api_error("authError", "Request had invalid authentication credentials. Expected "
                                                      "OAuth 2 access token.", location="Authorization",
                                         locationType="header")

@@ -46,8 +46,11 @@ class PublishSchema(Schema):
     location = fields.String(allow_none=True, validate=validate.Length(max=255))
     thumbnail_url = fields.Url(allow_none=True, schemes=("http", "https"), validate=validate.Length(max=2048))
     media_type = fields.String(validate=validate.OneOf(("video", "image", "carousel", "text")))
-    options = fields.Dict(keys=fields.String(validate=validate.Length(max=64)), values=fields.Raw(),
-                          metadata={"description": "Per-platform options, e.g. tiktok_source, facebook_mode"})
+    options = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
+                          validate=validate.Length(max=32), metadata={"description": (
+                              "Per-platform options, each checked by the platforms selected (e.g. tiktok_source, "
+                              "facebook_mode, image_urls, items). An option none of the selected platforms accepts "
+                              "is refused; the README's platform table lists them.")})
 
 
 class ScheduleSchema(PublishSchema):

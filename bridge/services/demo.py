@@ -62,11 +62,11 @@ def walkthrough(base_url: str, token: str) -> str:
 
   # 2. Publish the demo video (video job "demo") to it now
   ACCOUNT=$(curl -s {auth} $BRIDGE/accounts | {first_id})
-  curl -s -X POST {auth} {body} -d '{{"video_job_id": "demo", "accounts": ['$ACCOUNT'], "caption": "Hello from AuraReels #demo"}}' $BRIDGE/publish
+  curl -s -X POST {auth} {body} -d '{{"video_job_id": "demo", "accounts": ['$ACCOUNT'], "caption": "Hello from AuraReels #demo", "privacy_level": "PUBLIC"}}' $BRIDGE/publish
 
   # 3. Schedule it once more, a minute ahead
   AT=$({in_a_minute})
-  curl -s -X POST {auth} {body} -d '{{"video_job_id": "demo", "accounts": ['$ACCOUNT'], "caption": "A minute later", "scheduled_at": "'$AT'"}}' $BRIDGE/schedule
+  curl -s -X POST {auth} {body} -d '{{"video_job_id": "demo", "accounts": ['$ACCOUNT'], "caption": "A minute later", "privacy_level": "PUBLIC", "scheduled_at": "'$AT'"}}' $BRIDGE/schedule
 
   # 4. List the posts: each says "published", with its TikTok URL, once TikTok has processed it (within a minute)
   curl -s {auth} $BRIDGE/posts

@@ -25,7 +25,17 @@ def check_health(rt: Runtime) -> dict:
     else:  # heartbeats live in Redis: without it, nothing can be said of workers
         checks["workers"] = checks["scheduler"] = {"ok": False, "error": "redis unavailable"}
     status = "ok" if all(c["ok"] for c in checks.values()) else "degraded"
+    # configuration warnings (an API version near its sunset) inform; they do not degrade health
+    checks["platforms"] = _timed(lambda: _platforms(rt))
     return {"status": status, "checks": checks}
+
+
+def _platforms(rt: Runtime) -> dict:
+    """Each platform's own warnings about its configuration (no network, no secrets)."""
+    from bridge.platforms.registry import client_classes
+
+    warnings = [w for cls in client_classes().values() for w in cls(rt.settings).health_warnings()]
+    return {"warnings": warnings}
 
 
 def _db(rt: Runtime) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -20,7 +21,7 @@ from bridge.errors import ApiError, Conflict, NotFound, ValidationFailed
 from bridge.platforms.base import MediaInfo, PostContent
 from bridge.platforms.errors import PlatformError
 from bridge.platforms.media import MediaSource
-from bridge.platforms.registry import get_client
+from bridge.platforms.registry import client_class, get_client, option_names, privacy_values
 from bridge.runtime import Runtime
 from bridge.services import scheduler
 from bridge.store.db import utcnow
@@ -28,8 +29,8 @@ from bridge.timefmt import fmt
 
 log = logging.getLogger(__name__)
 
-PLATFORM_PRIVACY = ("PUBLIC", "FRIENDS", "PRIVATE", "PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS",
-                    "FOLLOWER_OF_CREATOR", "SELF_ONLY", "UNLISTED", "CONNECTIONS")
+# every privacy value some platform accepts (each client declares its own)
+PLATFORM_PRIVACY = privacy_values()
 
 
 # ----------------------------------------------------------------------------- idempotency
@@ -100,7 +101,8 @@ def _content(body: dict, video) -> PostContent:
         hashtags=list(body.get("hashtags") or []),
         mentions=list(body.get("mentions") or []),
         title=body.get("title"),
-        privacy_level=body.get("privacy_level") or "PUBLIC",
+        # no default here: each platform has its own (TikTok none: the creator must choose)
+        privacy_level=body.get("privacy_level") or None,
         allow_comments=body.get("allow_comments", True),
         allow_duet=body.get("allow_duet", True),
         allow_stitch=body.get("allow_stitch", True),
@@ -119,19 +121,43 @@ def _probe(rt: Runtime, url: str) -> MediaInfo:
                        errors={"video": [exc.message]}) from None
 
 
-def validate_for_accounts(rt: Runtime, content: PostContent, accounts: list) -> None:
-    media = _probe(rt, content.video_url) if content.media_type == "video" and content.video_url else None
+def privacy_for(platform: str, content: PostContent) -> str | None:
+    """The privacy a post to `platform` is stored with: the creator's choice, else the platform's
+    default (none for TikTok, whose validation then refuses the post)."""
+    return content.privacy_level or client_class(platform).default_privacy
+
+
+def unknown_option_issues(content: PostContent, platforms: list[str]) -> dict[str, list[str]]:
+    """Options that none of the selected platforms accepts are refused (a typo must not be
+    silently dropped, nor anything stored that no platform reads)."""
+    known = option_names()
     errors: dict[str, list[str]] = {}
-    first = None
-    for account in accounts:
-        client = get_client(rt.settings, account["platform"])
-        for issue in client.validate(content, media):
-            key = f"{account['platform']}.{issue.field}"
+    for name in content.extra:
+        takers = known.get(name, ())
+        if any(platform in takers for platform in platforms):
+            continue
+        where = f"it applies to {', '.join(takers)} only" if takers else "no platform has it"
+        errors[f"options.{name}"] = [f"Unknown option {name[:64]!r} for the selected accounts: {where}."]
+    return errors
+
+
+def validate_for_accounts(rt: Runtime, content: PostContent, accounts: list) -> None:
+    """Every rule each account's platform would apply, before anything is stored: its content
+    rules and its options (422 naming each field, e.g. `tiktok.options.photo_cover_index`)."""
+    platforms = list(dict.fromkeys(account["platform"] for account in accounts))
+    errors = unknown_option_issues(content, platforms)
+    first = ("unknown_option", next(iter(errors.values()))[0]) if errors else None
+    media = _probe(rt, content.video_url) if content.media_type == "video" and content.video_url else None
+    for platform in platforms:
+        client = get_client(rt.settings, platform)
+        own = replace(content, privacy_level=privacy_for(platform, content))
+        for issue in client.validate(own, media):
+            key = f"{platform}.{issue.field}"
             errors.setdefault(key, []).append(issue.message)
-            first = first or (issue, account)
+            first = first or (issue.code, issue.message)
     if first:
-        issue, account = first
-        raise ValidationFailed(f"{issue.message}", code=issue.code, errors=errors)
+        code, message = first
+        raise ValidationFailed(message, code=code, errors=errors)
 
 
 def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetime | None,
@@ -159,7 +185,7 @@ def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetim
                 platform=account["platform"], status=status.value, scheduled_at=scheduled_at,
                 video_url=video["mp4_url"], thumbnail_url=content.thumbnail_url, caption=content.caption,
                 hashtags=json.dumps(content.hashtags), mentions=json.dumps(content.mentions),
-                location=body.get("location"), privacy_level=content.privacy_level,
+                location=body.get("location"), privacy_level=privacy_for(account["platform"], content),
                 allow_comments=int(bool(content.allow_comments)), allow_duet=int(bool(content.allow_duet)),
                 allow_stitch=int(bool(content.allow_stitch)), retry_count=0,
                 metadata=json.dumps({"title": content.title, "media_type": content.media_type,

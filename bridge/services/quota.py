@@ -1,31 +1,56 @@
-"""Each account's rolling 24-hour publishing quota.
+"""Each account's rolling 24-hour publishing quota, and the app-wide limits some platforms add.
 
 Instagram reports its own (`content_publishing_limit`); elsewhere the bridge counts the posts it
 published (or is publishing) for the account in the last 24 hours from MySQL, against the
-platform's documented or configured cap. A post over quota waits for the next free slot.
+platform's declared `daily_limit` (`AURAREELS_QUOTA_<PLATFORM>` overrides it). A platform may also
+declare a `project_limit`, counted over every account of the platform since midnight in the
+platform's zone (YouTube's daily upload bucket of the whole app). A post over either waits for the
+next free slot.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bridge.platforms.base import ProjectLimit
+from bridge.platforms.registry import client_class
 from bridge.runtime import Runtime
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
 
 WINDOW = timedelta(hours=24)
-
-# Posts per rolling 24 h. TikTok's cap is unconfirmed (~15); Facebook reels 30 per page; YouTube:
-# 10,000 quota units a day at 1,600 per upload is 6 uploads; X and LinkedIn are configurable.
-DEFAULT_LIMITS = {"tiktok": 15, "instagram": 100, "facebook": 30, "youtube": 6, "twitter": 100, "linkedin": 150}
+ACTIVE = ["published", "publishing"]
 
 
 def limit_for(platform: str) -> int:
+    """Posts per account per rolling 24 h: the client's `daily_limit` unless overridden."""
     raw = os.environ.get(f"AURAREELS_QUOTA_{platform.upper()}")
-    return int(raw) if raw and raw.isdigit() else DEFAULT_LIMITS[platform]
+    return int(raw) if raw and raw.isdigit() else client_class(platform).daily_limit
+
+
+def project_limit_for(platform: str) -> ProjectLimit | None:
+    declared = client_class(platform).project_limit
+    if declared is None:
+        return None
+    raw = os.environ.get(declared.env)
+    return ProjectLimit(int(raw), declared.zone, declared.env) if raw and raw.isdigit() else declared
+
+
+def day_start(zone: str, now: datetime | None = None) -> datetime:
+    """The last midnight in `zone`, as naive UTC."""
+    local = (now or utcnow()).replace(tzinfo=timezone.utc).astimezone(ZoneInfo(zone))
+    midnight = datetime.combine(local.date(), time.min, tzinfo=ZoneInfo(zone))
+    return midnight.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def next_day_start(zone: str, now: datetime | None = None) -> datetime:
+    local = (now or utcnow()).replace(tzinfo=timezone.utc).astimezone(ZoneInfo(zone))
+    midnight = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=ZoneInfo(zone))
+    return midnight.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 @dataclass
@@ -41,13 +66,14 @@ class QuotaView:
 
 
 def usage(rt: Runtime, account_id: int, platform: str, *, exclude_post: int | None = None) -> QuotaView:
-    """Bridge-side count of the last 24 h for an account."""
+    """Bridge-side count of the last 24 h for an account; where the platform also limits the
+    whole app (`project_limit`), the tighter of the two."""
     p = rt.tables.posts
     since = utcnow() - WINDOW
     published_at = func.coalesce(p.c.published_at, p.c.updated_at)
     query = select(published_at).where(
         p.c.social_account_id == account_id,
-        p.c.status.in_(["published", "publishing"]),
+        p.c.status.in_(ACTIVE),
         published_at >= since,
     ).order_by(published_at)
     if exclude_post is not None:
@@ -59,7 +85,29 @@ def usage(rt: Runtime, account_id: int, platform: str, *, exclude_post: int | No
     if len(times) >= limit:
         # the oldest post inside the window leaves it first
         next_slot = times[len(times) - limit] + WINDOW
-    return QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge")
+    view = QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge")
+    project = project_usage(rt, platform, exclude_post=exclude_post)
+    if project is not None and project.remaining < view.remaining:
+        return project
+    return view
+
+
+def project_usage(rt: Runtime, platform: str, *, exclude_post: int | None = None) -> QuotaView | None:
+    """The app-wide count since midnight in the platform's zone, over every account of the
+    platform (an indexed count, bounded by the day), or None when the platform has no such limit."""
+    declared = project_limit_for(platform)
+    if declared is None:
+        return None
+    p = rt.tables.posts
+    published_at = func.coalesce(p.c.published_at, p.c.updated_at)
+    query = select(func.count()).select_from(p).where(
+        p.c.platform == platform, p.c.status.in_(ACTIVE), published_at >= day_start(declared.zone))
+    if exclude_post is not None:
+        query = query.where(p.c.id != exclude_post)
+    with rt.engine.connect() as conn:
+        used = int(conn.execute(query).scalar() or 0)
+    next_slot = next_day_start(declared.zone) if used >= declared.limit else None
+    return QuotaView(limit=declared.limit, used=used, next_slot_at=next_slot, source="project")
 
 
 def quota_view(rt: Runtime, user_id: int, account_id: int) -> dict:

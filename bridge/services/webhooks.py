@@ -96,36 +96,40 @@ def _wake_by_checkpoint(rt: Runtime, platform: str, key: str, value: str) -> lis
     return list(ids)
 
 
-def tiktok(rt: Runtime, headers, body: bytes) -> dict:
-    from bridge.platforms.tiktok import verify_webhook
+def _clients(rt: Runtime, source: str) -> list:
+    """The platform clients whose events arrive at /webhooks/<source> (each declares `webhook`)."""
+    from bridge.platforms.registry import client_classes
 
+    return [cls(rt.settings) for cls in client_classes().values() if cls.webhook == source]
+
+
+def receive(rt: Runtime, source: str, headers, body: bytes) -> dict:
+    """A delivery to /webhooks/<source>: checked against the signatures of the platforms that
+    use that source, then each platform says what it asks (posts to wake, accounts to mark)."""
+    clients = _clients(rt, source)
     _require_json(headers.get("Content-Type"))
-    secret = rt.settings.credentials["tiktok"].client_secret or (
-        "sandbox-tiktok-secret" if rt.settings.sandbox else None)
-    if not secret or not verify_webhook(secret, headers.get("TikTok-Signature") or "", body, time.time()):
+    now = time.time()
+    if not clients or not any(client.webhook_signed(headers, body, now) for client in clients):
         raise Unauthorized("The webhook signature is missing, wrong or too old.", code="invalid_signature")
-    event = _json_object(body)
-    # TikTok sends `content` as a JSON-encoded string; a decoded object is accepted too.
-    content = event.get("content")
-    if isinstance(content, str):
-        try:
-            content = json.loads(content) if content else {}
-        except ValueError:
-            content = {}
-    content = content if isinstance(content, dict) else {}
-    name = event.get("event") if isinstance(event.get("event"), str) else ""
-    publish_id, open_id = content.get("publish_id"), event.get("user_openid")
+    payload = _json_object(body)
+    events = [(client.name, client.read_webhook(payload)) for client in clients]
+    events = [(platform, event) for platform, event in events if event is not None]
 
     def handle() -> dict:
         woken: list[int] = []
-        if name.startswith("post.publish.") and isinstance(publish_id, str) and publish_id:
-            woken = _wake_by_checkpoint(rt, "tiktok", "publish_id", publish_id)
-        elif name == "authorization.removed" and isinstance(open_id, str) and open_id:
-            if _mark_reconnect(rt, "tiktok", open_id, "TikTok removed the authorization; connect the account again."):
-                log.info("tiktok authorization removed")
-        return {"success": True, "message": "Handled", "event": name, "posts": woken}
+        marked = 0
+        for platform, event in events:
+            for key, value in event.wake:
+                woken += _wake_by_checkpoint(rt, platform, key, value)
+            for account_id, reason in event.reconnect:
+                marked += _mark_reconnect(rt, platform, account_id, reason)
+        if marked:
+            log.info("%s webhook: %d account(s) need reconnecting", source, marked)
+        names = [event.name for _, event in events if event.name]
+        return {"success": True, "message": "Handled", "event": names[0] if names else "", "posts": woken,
+                "accounts_marked": marked}
 
-    return _handle_once(rt, "tiktok", body, handle)
+    return _handle_once(rt, source, body, handle)
 
 
 def meta_verify(rt: Runtime, params) -> str:
@@ -136,30 +140,3 @@ def meta_verify(rt: Runtime, params) -> str:
     if challenge is None:
         raise ApiError("The verify token does not match.", status=403, code="invalid_verify_token")
     return challenge
-
-
-def meta(rt: Runtime, headers, body: bytes) -> dict:
-    from bridge.platforms.meta import verify_signature
-
-    _require_json(headers.get("Content-Type"))
-    signature = headers.get("X-Hub-Signature-256") or ""
-    secrets = {c.client_secret for p, c in rt.settings.credentials.items()
-               if p in ("instagram", "facebook") and c.client_secret}
-    if rt.settings.sandbox:
-        secrets |= {"sandbox-instagram-secret", "sandbox-facebook-secret"}
-    if not any(verify_signature(secret, signature, body) for secret in secrets):
-        raise Unauthorized("The webhook signature is missing or wrong.", code="invalid_signature")
-    payload = _json_object(body)
-    platform = "instagram" if payload.get("object") == "instagram" else "facebook"
-    revoked = [str(entry["id"]) for entry in _dicts(payload.get("entry"))
-               if isinstance(entry.get("id"), (str, int)) and any(
-                   change.get("field") == "permissions" and isinstance(change.get("value"), dict)
-                   and change["value"].get("verb") == "revoke" for change in _dicts(entry.get("changes")))]
-
-    def handle() -> dict:
-        marked = sum(_mark_reconnect(rt, platform, account_id,
-                                     "The permission was removed on Meta; connect the account again.")
-                     for account_id in revoked)
-        return {"success": True, "message": "Handled", "accounts_marked": marked}
-
-    return _handle_once(rt, "meta", body, handle)

@@ -9,16 +9,10 @@ import pytest
 
 from bridge.config import Settings
 from bridge.sandbox.core import host_map_for, start_server
-from tests.conftest import JWT_SECRET, VAULT_KEY, WP_URL
+from tests.conftest import JWT_SECRET, VAULT_KEY, WP_URL, fake_app_credentials
 
-CREDENTIALS = {
-    "TIKTOK_CLIENT_ID": "tt-client-key", "TIKTOK_CLIENT_SECRET": "tt-client-secret-XYZ",
-    "INSTAGRAM_APP_ID": "ig-app-id", "INSTAGRAM_APP_SECRET": "ig-app-secret-XYZ",
-    "FACEBOOK_APP_ID": "fb-app-id", "FACEBOOK_APP_SECRET": "fb-app-secret-XYZ",
-    "YOUTUBE_CLIENT_ID": "yt-client-id", "YOUTUBE_CLIENT_SECRET": "yt-client-secret-XYZ",
-    "TWITTER_CLIENT_ID": "x-client-id", "TWITTER_CLIENT_SECRET": "x-client-secret-XYZ",
-    "LINKEDIN_CLIENT_ID": "li-client-id", "LINKEDIN_CLIENT_SECRET": "li-client-secret-XYZ",
-}
+# every platform's app credentials, under the variables each client declares
+CREDENTIALS = fake_app_credentials()
 
 
 @pytest.fixture(scope="session")

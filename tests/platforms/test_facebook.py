@@ -1,14 +1,16 @@
 """Facebook Pages contract tests: the client against the emulator over real loopback HTTP, the
-emulator's strictness with raw requests, and streamed 300 MB uploads' memory (reels through
-rupload, Page videos through the chunked protocol)."""
+emulator's strictness with raw requests, and a streamed 300 MB reel's memory."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from bridge.config import ConfigError, Settings
 from bridge.platforms.base import AccountRef, PostContent, PublishJob
 from bridge.platforms.errors import (
     RateLimited,
@@ -26,6 +28,7 @@ from tests.platforms.memory import publish_in_child
 
 APP_ID, APP_SECRET = CREDENTIALS["FACEBOOK_APP_ID"], CREDENTIALS["FACEBOOK_APP_SECRET"]
 GRAPH, VIDEO_HOST, RUPLOAD = "graph.facebook.com", "graph-video.facebook.com", "rupload.facebook.com"
+PAGE_PERMISSIONS = ["pages_show_list", "pages_read_engagement", "pages_manage_posts"]
 MB = 1_000_000
 
 
@@ -91,11 +94,21 @@ def run(client, job, emu, limit=200):
     raise AssertionError(f"no completion after {limit} steps: {stages[-5:]}")
 
 
-def raw(sandbox_url, method, path, token=None, host=GRAPH, **kw):
+def proof(token: str, secret: str = APP_SECRET) -> str:
+    return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()
+
+
+def raw(sandbox_url, method, path, token=None, host=GRAPH, with_proof=True, **kw):
+    """A Graph call as the app's server makes it: the token in a header, its appsecret_proof in
+    the query (`with_proof=False` leaves the proof out)."""
     headers = kw.pop("headers", {})
+    params = dict(kw.pop("params", {}))
     if token:
         headers.setdefault("Authorization", f"Bearer {token}")
-    return httpx.request(method, f"{sandbox_url}/{host}/{GRAPH_VERSION}/{path}", headers=headers, timeout=30, **kw)
+        if with_proof:
+            params["appsecret_proof"] = proof(token)
+    url = httpx.URL(f"{sandbox_url}/{host}/{GRAPH_VERSION}/{path}").copy_merge_params(params)
+    return httpx.request(method, url, headers=headers, timeout=30, **kw)
 
 
 def rupload(sandbox_url, video_id, headers, content):
@@ -112,13 +125,14 @@ def test_connect_gives_every_page_with_its_page_token(client, emu):
     url = client.authorization_url("state-1")
     query = parse_qs(urlsplit(url).query)
     assert query["client_id"] == [APP_ID]
+    # publish_video is the Live Video permission (App Review): not asked, and not needed for reels
     assert query["scope"] == ["pages_show_list,pages_read_engagement,pages_manage_posts,read_insights,"
-                              "publish_video,business_management"]
+                              "business_management"]
     user = emu.world.ensure_user("bakery")
     second = emu.world.add_page(user["id"], name="Bakery Deals")
     emu.world.add_page(user["id"], name="Analytics only", tasks=["ANALYZE"])  # cannot post: skipped
     tokens, profiles = connect(client, user="bakery")
-    assert tokens.refresh_token == tokens.access_token  # the long-lived user token
+    assert tokens.refresh_token is None  # Meta has no refresh grant: Page tokens do not expire
     assert [p.account_name for p in profiles] == ["Bakery's Page", "Bakery Deals"]
     for profile in profiles:
         record = emu.world.tokens[profile.tokens.access_token]
@@ -127,6 +141,61 @@ def test_connect_gives_every_page_with_its_page_token(client, emu):
         assert profile.metadata["user_id"] == user["id"] and "CREATE_CONTENT" in profile.metadata["tasks"]
         assert profile.picture_url.endswith(f"/{profile.account_id}.jpg")
     assert profiles[1].account_id == second["id"]
+
+
+def test_live_video_permission_is_neither_asked_nor_needed_for_reels(client, emu, sandbox_url):
+    # an app without Live Video review cannot ask for publish_video: the dialog refuses it
+    asked = httpx.get(f"{sandbox_url}/www.facebook.com/{GRAPH_VERSION}/dialog/oauth", params={
+        "client_id": APP_ID, "redirect_uri": "https://bridge.example/cb", "response_type": "code",
+        "scope": "pages_show_list,publish_video"})
+    assert asked.status_code == 400 and "publish_video" in asked.text
+    _, [profile] = connect(client)
+    record = emu.world.tokens[profile.tokens.access_token]
+    assert "publish_video" not in emu.world.scopes(record)
+    # the three Page permissions are all a reel needs
+    emu.world.grants[(record.user, record.client_id)] = set(PAGE_PERMISSIONS)
+    result, _ = run(client, video_job(client, as_account(profile), "reel"), emu)
+    assert result.done and emu.published[0]["kind"] == "reel"
+
+
+def test_login_for_business_authorizes_with_config_id(platform_env, emu):
+    emu.configure(login_for_business_apps=[APP_ID], login_configurations={"cfg-pages-7": PAGE_PERMISSIONS})
+    client = FacebookClient(Settings.from_env({**platform_env, "FACEBOOK_CONFIG_ID": "cfg-pages-7"}))
+    query = parse_qs(urlsplit(client.authorization_url("state-b")).query)
+    assert query["config_id"] == ["cfg-pages-7"] and "scope" not in query
+    tokens, [profile] = connect(client)
+    assert sorted(tokens.scope.split(",")) == sorted(PAGE_PERMISSIONS)  # what the configuration grants
+    assert step(client, make_job(client, as_account(profile), media_type="text", video_url=None)).done
+    # the same app asked with scope (no configuration) is refused by Meta's dialog
+    plain = FacebookClient(Settings.from_env(platform_env))
+    refused = httpx.get(plain.authorization_url("state-c"))
+    assert refused.status_code == 400 and "config_id" in refused.text
+
+
+def test_every_graph_call_carries_the_appsecret_proof(client, emu, sandbox, sandbox_url, account):
+    sandbox.log.clear()
+    run(client, video_job(client, account, "reel"), emu)
+    step(client, make_job(client, account, media_type="text", video_url=None))
+    graph = [e for e in sandbox.requests("facebook") if "/video-upload/" not in e["path"]]
+    assert graph and all("appsecret_proof" in e["query"] for e in graph), [e["path"] for e in graph]
+    bare = raw(sandbox_url, "POST", f"{account.account_id}/feed", account.access_token, with_proof=False,
+               data={"message": "no proof"})
+    assert bare.status_code == 400 and "appsecret_proof" in error_of(bare)["message"]
+    forged = raw(sandbox_url, "POST", f"{account.account_id}/feed", account.access_token, with_proof=False,
+                 params={"appsecret_proof": proof(account.access_token, "not-the-secret")}, data={"message": "x"})
+    assert "Invalid appsecret_proof" in error_of(forged)["message"] and len(emu.published) == 2
+
+
+def test_graph_version_is_a_setting(platform_env, emu, sandbox):
+    client = FacebookClient(Settings.from_env({**platform_env, "AURAREELS_GRAPH_VERSION": "v25.0"}))
+    assert "/www.facebook.com/v25.0/dialog/oauth" in client.authorization_url("s")
+    _, [profile] = connect(client)
+    sandbox.log.clear()
+    assert step(client, make_job(client, as_account(profile), media_type="text", video_url=None)).done
+    assert all(e["path"].startswith("/v25.0/") for e in sandbox.requests("facebook"))
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**platform_env, "AURAREELS_GRAPH_VERSION": "25"})
+    assert "AURAREELS_GRAPH_VERSION" in str(caught.value)
 
 
 def test_connect_without_a_postable_page_says_so(client, emu):
@@ -198,18 +267,6 @@ def test_reel_processing_follows_the_clock(client, emu, sandbox, account):
     assert step(client, job).done
 
 
-def test_page_video_chunked_upload(client, emu, account):
-    emu.configure(video_chunk_bytes=1 * MB)
-    size = 3 * MB + 12345
-    job = video_job(client, account, "video", video_url=media_url(size, 300), title="Full tour")
-    result, stages = run(client, job, emu)
-    assert stages.count("video_transfer") == 5  # four chunks, then the finish
-    video = emu.videos[result.platform_post_id]
-    assert video["received"] == size and video["title"] == "Full tour" and video["kind"] == "video"
-    assert result.platform_post_url == f"https://www.facebook.com/{account.account_id}/videos/{video['id']}/"
-    assert job.sent[-1] == (size, size)
-
-
 def test_page_video_from_url(client, emu, account):
     job = video_job(client, account, "file_url", video_url=media_url(8 * MB, 400))
     result, stages = run(client, job, emu)
@@ -271,10 +328,11 @@ def test_validation(client):
 
     reel = PostContent(media_type="video", extra={})
     assert [i.code for i in client.validate(reel, MediaInfo(duration_sec=120))] == ["reel_duration"]
-    video = PostContent(media_type="video", extra={"facebook_mode": "video"})
-    assert client.validate(video, MediaInfo(duration_sec=1200)) == []
-    odd = PostContent(media_type="video", extra={"facebook_mode": "story"})
-    assert [i.code for i in client.validate(odd)] == ["mode_unsupported"]
+    long_video = PostContent(media_type="video", extra={"facebook_mode": "file_url"})
+    assert client.validate(long_video, MediaInfo(duration_sec=1200)) == []
+    for retired in ("video", "story"):  # the chunked Page-video mode is gone
+        odd = PostContent(media_type="video", extra={"facebook_mode": retired})
+        assert [(i.field, i.code) for i in client.validate(odd)] == [("options.facebook_mode", "invalid_option")]
     assert [i.code for i in client.validate(PostContent(media_type="text", caption="x" * 63207))] == \
         ["caption_too_long"]
 
@@ -374,22 +432,6 @@ def test_lost_file_url_video_is_found_among_the_page_videos(client, emu, sandbox
     assert run(client, job, emu)[0].done and len(emu.videos) == 1
 
 
-def test_lost_chunk_resumes_from_the_reported_offset(client, emu, sandbox, account):
-    emu.configure(video_chunk_bytes=1 * MB)
-    job = video_job(client, account, "video", video_url=media_url(3 * MB, 60))
-    step(client, job)  # start
-    step(client, job)  # chunk 1
-    before = dict(job.checkpoint)
-    sandbox.inject("facebook", kind="lost", path="/videos$", method="POST")  # chunk 2 lands, the answer is lost
-    with pytest.raises(Transient):
-        step(client, job)
-    job.checkpoint = before
-    resumed = step(client, job)  # resends chunk 2: Facebook reports where it stands
-    assert resumed.checkpoint["start_offset"] == 2 * MB and resumed.checkpoint["end_offset"] == 3 * MB
-    result, _ = run(client, job, emu)
-    assert result.done and emu.videos[result.platform_post_id]["received"] == 3 * MB
-
-
 def test_reel_upload_resumes_from_bytes_transfered(client, emu, sandbox_url, account):
     size = 4 * MB
     job = video_job(client, account, "reel", video_url=media_url(size, 20))
@@ -403,6 +445,30 @@ def test_reel_upload_resumes_from_bytes_transfered(client, emu, sandbox_url, acc
     step(client, job)
     assert job.sent[0][0] > 1_500_000 and job.sent[-1] == (size, size)
     assert emu.videos[video_id]["received"] == size
+
+
+def test_reel_resume_after_a_complete_upload_sends_nothing_again(client, emu, sandbox_url, account):
+    size = 2 * MB
+    job = video_job(client, account, "reel", video_url=media_url(size, 20))
+    step(client, job)
+    video_id = job.checkpoint["video_id"]
+    # the whole file arrived by an earlier attempt whose answer never came back
+    rupload(sandbox_url, video_id, {"Authorization": f"OAuth {account.access_token}", "offset": "0",
+                                    "file_size": str(size)}, b"\0" * size)
+    status = raw(sandbox_url, "GET", video_id, account.access_token, params={"fields": "status"}).json()["status"]
+    assert status["uploading_phase"] == {"status": "complete"}  # no byte count once complete
+    assert step(client, job).checkpoint["stage"] == "video_status"
+    assert job.sent == [] and emu.videos[video_id]["received"] == size
+
+
+def test_strict_chunked_page_video_protocol_and_its_host_are_gone(sandbox_url, account):
+    token = account.access_token
+    start = raw(sandbox_url, "POST", f"{account.account_id}/videos", token,
+                data={"upload_phase": "start", "file_size": "2500"})
+    assert error_of(start)["code"] == 100 and "deprecated" in error_of(start)["message"]
+    old_host = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
+                   data={"file_url": media_url()})
+    assert old_host.status_code == 404
 
 
 def test_lost_reel_upload_answer_goes_on_to_finish(client, emu, sandbox, account):
@@ -453,38 +519,7 @@ def test_strict_finish_before_transfer_complete(emu, sandbox_url, account):
     early = raw(sandbox_url, "POST", f"{account.account_id}/video_reels", token,
                 data={"upload_phase": "finish", "video_id": reel["video_id"], "video_state": "PUBLISHED"})
     assert (error_of(early)["code"], error_of(early)["error_subcode"]) == (6001, 1363037)
-    emu.configure(video_chunk_bytes=1000)
-    started = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-                  data={"upload_phase": "start", "file_size": "2500"}).json()
-    assert started["start_offset"] == "0" and started["end_offset"] == "1000"
-    finish = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-                 data={"upload_phase": "finish", "upload_session_id": started["upload_session_id"]})
-    assert (error_of(finish)["code"], error_of(finish)["error_subcode"]) == (6001, 1363037)
-    assert error_of(finish)["error_data"] == {"start_offset": 0, "end_offset": 1000}
     assert not emu.published
-
-
-def test_strict_transfer_at_the_wrong_offset(emu, sandbox_url, account):
-    token = account.access_token
-    emu.configure(video_chunk_bytes=1000)
-    started = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-                  data={"upload_phase": "start", "file_size": "2500"}).json()
-    session = started["upload_session_id"]
-
-    def transfer(offset, size):
-        return raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-                   data={"upload_phase": "transfer", "upload_session_id": session, "start_offset": str(offset)},
-                   files={"video_file_chunk": ("chunk", b"v" * size, "application/octet-stream")})
-
-    assert transfer(0, 1000).json() == {"start_offset": "1000", "end_offset": "2000"}
-    wrong = transfer(0, 1000)
-    assert (error_of(wrong)["code"], error_of(wrong)["error_subcode"]) == (6001, 1363037)
-    assert error_of(wrong)["error_data"] == {"start_offset": 1000, "end_offset": 2000}
-    short = transfer(1000, 10)
-    assert error_of(short)["error_subcode"] == 1363037 and emu.videos[started["video_id"]]["received"] == 1000
-    small = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-                data={"upload_phase": "start", "file_size": "10"})
-    assert error_of(small)["code"] == 382
 
 
 def test_strict_unknown_field_and_unknown_edge(sandbox_url, account):
@@ -497,9 +532,6 @@ def test_strict_unknown_field_and_unknown_edge(sandbox_url, account):
 
 def test_strict_video_parameters(sandbox_url, account):
     token = account.access_token
-    both = raw(sandbox_url, "POST", f"{account.account_id}/videos", token, host=VIDEO_HOST,
-               data={"file_url": media_url(), "upload_phase": "start", "file_size": "5000"})
-    assert error_of(both)["code"] == 100 and "file_url" in error_of(both)["message"]
     reel = raw(sandbox_url, "POST", f"{account.account_id}/video_reels", token, data={"upload_phase": "start"}).json()
     state = raw(sandbox_url, "POST", f"{account.account_id}/video_reels", token,
                 data={"upload_phase": "finish", "video_id": reel["video_id"], "video_state": "LIVE"})
@@ -522,11 +554,9 @@ def test_strict_missing_permission(client, emu, sandbox_url, account):
 
 
 # ------------------------------------------------------------------------------------ streamed uploads
-@pytest.mark.parametrize("mode", ["reel", "video"])
+@pytest.mark.parametrize("mode", ["reel"])
 def test_streamed_300_mb_upload_keeps_memory_flat(mode, emu, platform_env, control_url, account):
     size = 300 * 1024 * 1024
-    if mode == "video":
-        emu.configure(video_chunk_bytes=32 * 1024 * 1024)
     report = publish_in_child(
         "facebook", platform_env,
         account={"id": 2, "account_id": account.account_id, "access_token": account.access_token,

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from bridge.config import Settings
 from bridge.platforms.base import AccountRef, PostContent, PublishJob, Quota
 from bridge.platforms.errors import (
     RateLimited,
@@ -96,10 +97,14 @@ def run(client, job, emu, limit=60):
 
 
 def raw(sandbox_url, method, path, token=None, host=GRAPH, **kw):
+    """A Graph call as the app's server makes it (the token's appsecret_proof in the query)."""
     headers = kw.pop("headers", {})
+    params = dict(kw.pop("params", {}))
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.request(method, f"{sandbox_url}/{host}/{GRAPH_VERSION}/{path}", headers=headers, timeout=10, **kw)
+        params["appsecret_proof"] = hmac.new(APP_SECRET.encode(), token.encode(), hashlib.sha256).hexdigest()
+    url = httpx.URL(f"{sandbox_url}/{host}/{GRAPH_VERSION}/{path}").copy_merge_params(params)
+    return httpx.request(method, url, headers=headers, timeout=10, **kw)
 
 
 def error_of(response) -> dict:
@@ -122,7 +127,7 @@ def test_connect_authorize_exchange_and_accounts(client, login):
     tokens = client.exchange_code(answer["code"])
     lifetime = (tokens.expires_at - datetime.now(timezone.utc).replace(tzinfo=None)).total_seconds()
     assert 5183000 < lifetime <= 5183944  # the long-lived token, not the short one
-    assert tokens.access_token.startswith("EAAL") and tokens.refresh_token == tokens.access_token
+    assert tokens.access_token.startswith("EAAL") and tokens.refresh_token is None
     assert "instagram_content_publish" in tokens.scope.split(",")
 
     [profile] = client.fetch_accounts(tokens)
@@ -132,8 +137,22 @@ def test_connect_authorize_exchange_and_accounts(client, login):
     assert profile.account_id == page["ig"] and profile.account_id.startswith("17841")
     assert profile.username == "sunny_days" and profile.account_name == "Sunny Days"
     assert profile.picture_url.endswith("/sunny_days.jpg")
-    assert profile.tokens.access_token == tokens.access_token
+    # the account publishes with its Page's token, made from the long-lived user token: no expiry
+    record = world.tokens[profile.tokens.access_token]
+    assert record.kind == "page" and record.extra["page"] == page["id"]
+    assert profile.tokens.expires_at is None and profile.tokens.refresh_token is None
     assert profile.metadata == {"page_id": page["id"], "page_name": page["name"], "user_id": user["id"]}
+
+
+def test_login_for_business_authorizes_with_config_id(platform_env, login, emu):
+    permissions = ["instagram_basic", "instagram_content_publish", "pages_show_list", "pages_read_engagement"]
+    login.configure(login_for_business_apps=[APP_ID], login_configurations={"cfg-ig-3": permissions})
+    client = InstagramClient(Settings.from_env({**platform_env, "INSTAGRAM_CONFIG_ID": "cfg-ig-3"}))
+    query = parse_qs(urlsplit(client.authorization_url("s")).query)
+    assert query["config_id"] == ["cfg-ig-3"] and "scope" not in query
+    tokens, [profile] = connect(client)
+    assert sorted(tokens.scope.split(",")) == sorted(permissions)
+    assert run(client, make_job(client, as_account(profile)), emu)[0].done
 
 
 def test_every_linked_page_becomes_an_account_across_result_pages(client, login):
@@ -162,15 +181,22 @@ def test_login_code_is_single_use(client):
     assert caught.value.code == "oauth_invalid_grant" and caught.value.platform_code == "100/36009"
 
 
-def test_refresh_reexchanges_a_valid_token_and_an_expired_one_needs_login(client, sandbox, account):
-    sandbox.clock.advance(30 * 86400)
-    tokens = client.refresh(account.refresh_token)
-    assert tokens.access_token != account.access_token and tokens.refresh_token == tokens.access_token
-    sandbox.clock.advance(31 * 86400)  # the original long-lived token is now past its 60 days
+def test_page_token_keeps_the_account_alive_past_the_user_tokens_60_days(client, emu, sandbox):
+    tokens, [profile] = connect(client)
+    sandbox.clock.advance(61 * 86400)  # the long-lived user token has expired by now
+    assert run(client, make_job(client, as_account(profile)), emu)[0].done
+    with pytest.raises(TokenExpired):  # the user token itself is gone: the Page token does not need it
+        client.fetch_accounts(tokens)
+
+
+def test_an_account_of_the_old_kind_connects_once_more_instead_of_re_exchanging(client, sandbox):
+    tokens, _ = connect(client)
+    # accounts connected before held the long-lived user token as their "refresh token": Meta
+    # documents no way to extend it, so the refresh asks for one more connection
     with pytest.raises(Reauthorize) as caught:
-        client.refresh(account.refresh_token)
-    assert caught.value.code == "login_expired"
-    assert client.refresh(tokens.refresh_token).access_token  # the re-exchanged one still works
+        client.refresh(tokens.access_token)
+    assert caught.value.code == "login_expired" and "connect" in caught.value.message
+    assert not [r for r in sandbox.requests("facebook") if r["query"].get("grant_type") == "fb_exchange_token"][1:]
 
 
 def test_revoke_ends_the_login(client, account):
@@ -335,7 +361,7 @@ def test_metrics_from_insights_and_from_the_node_without_insights(client, emu, l
 
 # ------------------------------------------------------------------------------------ errors and faults
 def test_expired_token_is_token_expired(client, sandbox, account):
-    sandbox.clock.advance(61 * 86400)
+    sandbox.inject("instagram", kind="error", error="token_expired", path="/media$")
     with pytest.raises(TokenExpired) as caught:
         step(client, make_job(client, account))
     assert caught.value.platform_code == "190/463"
@@ -483,11 +509,12 @@ def test_strict_caption_over_2200_characters(sandbox_url, account, token):
     assert error_of(tags)["error_subcode"] == 2207010
 
 
-def test_strict_expired_and_missing_tokens(sandbox, sandbox_url, account, token):
+def test_strict_expired_and_missing_tokens(client, sandbox, sandbox_url, account):
     missing = raw(sandbox_url, "GET", f"{account.account_id}?fields=id")
     assert missing.status_code == 400 and error_of(missing)["code"] == 104
+    user_token, _ = connect(client)
     sandbox.clock.advance(61 * 86400)
-    expired = raw(sandbox_url, "GET", f"{account.account_id}?fields=id", token)
+    expired = raw(sandbox_url, "GET", f"{account.account_id}?fields=id", user_token.access_token)
     assert expired.status_code == 400
     assert (error_of(expired)["code"], error_of(expired)["error_subcode"]) == (190, 463)
     assert error_of(expired)["message"].startswith("Error validating access token: Session has expired")

@@ -3,20 +3,28 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
 
+from bridge.config import ConfigError, Settings
 from bridge.platforms.base import AccountRef, PostContent, PublishJob, StepResult
 from bridge.platforms.errors import RateLimited, Reauthorize, Rejected, TokenExpired, Transient, UnknownOutcome
-from bridge.platforms.linkedin import LinkedInClient, little_text, seconds_to_utc_midnight
+from bridge.platforms.linkedin import API_VERSION, LinkedInClient, little_text, seconds_to_utc_midnight, sunset_of
 from tests.platforms import oauth_driver
 from tests.platforms.conftest import CREDENTIALS, media_url
 from tests.platforms.memory import publish_in_child
 
-VERSION = {"LinkedIn-Version": "202601", "X-Restli-Protocol-Version": "2.0.0"}
+VERSION = {"LinkedIn-Version": API_VERSION, "X-Restli-Protocol-Version": "2.0.0"}
+READER_SCOPES = "openid profile w_member_social r_member_social"  # an app with LinkedIn's approval
+
+
+def at(sandbox, day: date) -> None:
+    """Move the sandbox clock to noon UTC of `day`."""
+    target = datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc).timestamp()
+    sandbox.clock.advance(target - sandbox.clock.now())
 MiB = 1024 * 1024
 
 
@@ -89,7 +97,7 @@ def test_connect_issues_60_day_token_and_member_profile(linkedin, client, sandbo
     url = client.authorization_url(state="st-1")
     query = parse_qs(urlsplit(url).query)
     assert query["scope"] == ["openid profile email w_member_social"]
-    assert query["response_type"] == ["code"] and query["client_id"] == ["li-client-id"]
+    assert query["response_type"] == ["code"] and query["client_id"] == [CREDENTIALS["LINKEDIN_CLIENT_ID"]]
 
     account, tokens, profile = connect(client)
 
@@ -206,7 +214,7 @@ def test_video_post_step_by_step(linkedin, client, account):
     waiting = step(client, job)
     assert waiting.wait and waiting.checkpoint["stage"] == "processing"
     with pytest.raises(Rejected):  # LinkedIn refuses a post with a video still PROCESSING
-        client._create_post(job, dict(job.checkpoint, stage="post"))
+        client.step_post(job, dict(job.checkpoint, stage="post"))
     assert linkedin.process() == 1
     assert step(client, job).checkpoint["stage"] == "post"
     done = step(client, job)
@@ -272,12 +280,13 @@ def test_metrics_and_quota(linkedin, client, account):
     urn = result.platform_post_id
     linkedin.engage(urn, likes=12, comments=3, shares=2, impressions=480)
 
-    basic = client.fetch_metrics(account, urn)  # self-serve scopes: no member analytics
+    reader = AccountRef(id=1, account_id=account.account_id, metadata={"author_urn": account.metadata["author_urn"]},
+                        access_token=linkedin.issue_token("creator1", READER_SCOPES))
+    basic = client.fetch_metrics(reader, urn)  # no member analytics product: likes and comments only
     assert (basic.likes, basic.comments, basic.views, basic.shares) == (12, 3, 0, 0)
 
     analytics = AccountRef(id=1, account_id=account.account_id, metadata={"author_urn": account.metadata["author_urn"]},
-                           access_token=linkedin.issue_token("creator1", "openid profile w_member_social "
-                                                                         "r_member_postAnalytics"))
+                           access_token=linkedin.issue_token("creator1", READER_SCOPES + " r_member_postAnalytics"))
     full = client.fetch_metrics(analytics, urn)
     assert (full.likes, full.comments, full.views, full.shares) == (12, 3, 480, 2)
     assert client.quota(account) is None  # LinkedIn reports no quota
@@ -325,13 +334,44 @@ def test_access_denied_names_the_missing_permission(linkedin, client, account, s
     assert caught.value.code == "permission_missing" and "w_member_social" in caught.value.message
 
 
-def test_sunset_version_is_rejected_for_the_operator(linkedin, client, account):
-    linkedin.configure(latest_version="202701")  # 202601 has left the 12-month window
+def test_sunset_version_is_rejected_for_the_operator(linkedin, client, account, sandbox):
+    at(sandbox, sunset_of(API_VERSION) + timedelta(days=1))  # the default version has left its year
+    account.access_token = linkedin.issue_token("creator1")  # the connected token would have expired
     with pytest.raises(Rejected) as caught:
         step(client, job_for(account, client, caption="x", media_type="text"))
     assert caught.value.code == "api_version_unsupported" and caught.value.http_status == 426
-    newer = LinkedInClient(client.settings, api_version="202701")
+    assert "AURAREELS_LINKEDIN_VERSION" in caught.value.message
+    newer = LinkedInClient(client.settings, api_version=f"{sunset_of(API_VERSION).year}01")
     assert step(newer, job_for(account, newer, caption="x", media_type="text")).done
+
+
+def test_version_is_a_setting_and_the_default_is_live_on_the_release_date(linkedin, platform_env, sandbox):
+    at(sandbox, date(2026, 12, 3))
+    default = LinkedInClient(Settings.from_env(platform_env))
+    account, _, _ = connect(default)
+    assert step(default, job_for(account, default, caption="on release day", media_type="text")).done
+    # 202601 is still answered on the release date but is sunset on 2027-01-15 (426 from then on)
+    old = LinkedInClient(Settings.from_env({**platform_env, "AURAREELS_LINKEDIN_VERSION": "202601"}))
+    assert old.api_version == "202601" and sunset_of("202601") == date(2027, 1, 15)
+    assert step(old, job_for(account, old, caption="old but live", media_type="text")).done
+    at(sandbox, date(2027, 1, 16))
+    account.access_token = linkedin.issue_token("creator1")
+    with pytest.raises(Rejected) as caught:
+        step(old, job_for(account, old, caption="too late", media_type="text"))
+    assert caught.value.http_status == 426
+    assert step(default, job_for(account, default, caption="still fine", media_type="text")).done
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env({**platform_env, "AURAREELS_LINKEDIN_VERSION": "2026-07"})
+    assert "AURAREELS_LINKEDIN_VERSION" in str(bad.value)
+
+
+def test_health_warns_thirty_days_before_the_sunset(platform_env):
+    client = LinkedInClient(Settings.from_env({**platform_env, "AURAREELS_LINKEDIN_VERSION": "202601"}))
+    assert client.health_warnings(date(2026, 12, 15)) == []
+    [warning] = client.health_warnings(date(2026, 12, 16))  # 30 days before 2027-01-15
+    assert "202601" in warning and "2027-01-15" in warning and "AURAREELS_LINKEDIN_VERSION" in warning
+    assert client.health_warnings(date(2027, 2, 1))  # and after it
+    assert LinkedInClient(Settings.from_env(platform_env)).health_warnings(date(2026, 12, 3)) == []
 
 
 def test_5xx_on_a_read_is_transient_and_on_a_create_unknown(linkedin, client, account, sandbox):
@@ -354,6 +394,7 @@ def test_5xx_on_a_read_is_transient_and_on_a_create_unknown(linkedin, client, ac
 
 
 def test_lost_create_is_found_by_reconcile(linkedin, client, account, sandbox):
+    account.access_token = linkedin.issue_token("creator1", READER_SCOPES)  # the app may list posts
     job = job_for(account, client, caption="Lost (but found) #once", media_type="text")
     sandbox.inject("linkedin", kind="lost", path="/rest/posts", method="POST")
     with pytest.raises(UnknownOutcome):
@@ -390,15 +431,34 @@ def test_duplicate_after_an_unseen_lost_create_is_ours(linkedin, client, account
     assert len(linkedin.published) == 1
 
 
-def test_reconcile_cannot_list_posts_is_unconfirmed(linkedin, client, account, sandbox):
-    linkedin.configure(posts_finder_scope="r_member_social")
-    job = job_for(account, client, caption="cannot tell", media_type="text")
+def test_reconcile_without_r_member_social_falls_back_to_the_duplicate_answer(linkedin, client, account, sandbox):
+    # Share-on-LinkedIn apps may not list the member's posts (403): the lost post is settled by
+    # sending it again, which LinkedIn answers by naming the post that did go out
+    job = job_for(account, client, caption="cannot list", media_type="text")
     sandbox.inject("linkedin", kind="lost", path="/rest/posts", method="POST")
     with pytest.raises(UnknownOutcome):
         step(client, job)
-    with pytest.raises(UnknownOutcome) as caught:
-        client.reconcile(job)
-    assert caught.value.code == "unconfirmed"
+    settled = client.reconcile(job)
+    assert settled.checkpoint == {"stage": "post", "retried": True}
+    job.checkpoint = settled.checkpoint
+    result = step(client, job)
+    assert result.done and result.platform_post_id == linkedin.published[0]["id"] and len(linkedin.published) == 1
+
+
+def test_lost_post_that_did_not_happen_without_r_member_social_goes_out_once(linkedin, client, account, sandbox):
+    job = job_for(account, client, caption="never arrived", media_type="text")
+    sandbox.inject("linkedin", kind="timeout", path="/rest/posts", method="POST")
+    with pytest.raises(UnknownOutcome):
+        step(client, job)
+    job.checkpoint = client.reconcile(job).checkpoint
+    assert step(client, job).done and len(linkedin.published) == 1
+
+
+def test_metrics_without_r_member_social_are_unavailable_not_a_reconnect(linkedin, client, account):
+    result, _ = drive(client, job_for(account, client, caption="no reads", media_type="text"), linkedin)
+    with pytest.raises(Rejected) as caught:
+        client.fetch_metrics(account, result.platform_post_id)
+    assert caught.value.code == "metrics_unavailable" and "connect" not in caught.value.message
 
 
 def test_lost_finalize_and_lost_init_are_reconciled(linkedin, client, account, sandbox):
@@ -496,12 +556,19 @@ def test_strict_missing_linkedin_version(api):
                              "specify a version by adding the LinkedIn-Version header."}
 
 
-def test_strict_sunset_version(api):
+def test_strict_sunset_version(api, sandbox):
     answer = api.call("GET", "/rest/posts", headers={"LinkedIn-Version": "202401"},
                       params={"q": "author", "author": api.author})
     assert answer.status_code == 426
     assert answer.json() == {"status": 426, "code": "NONEXISTENT_VERSION",
                              "message": "Requested version 20240101 is not active"}
+    future = api.call("GET", "/rest/posts", headers={"LinkedIn-Version": "209901"},
+                      params={"q": "author", "author": api.author})
+    assert future.status_code == 426  # not released yet
+    at(sandbox, date(2027, 1, 14))
+    assert api.call("POST", "/rest/posts", headers={"LinkedIn-Version": "202601"}, json={}).status_code != 426
+    at(sandbox, date(2027, 1, 15))
+    assert api.call("POST", "/rest/posts", headers={"LinkedIn-Version": "202601"}, json={}).status_code == 426
 
 
 def test_strict_missing_restli_protocol_version(api):
@@ -551,7 +618,7 @@ def test_strict_author_of_another_member(api, linkedin):
     answer = api.post(author=f"urn:li:person:{other}")
     assert answer.status_code == 403
     assert answer.json() == {"status": 403, "serviceErrorCode": 100, "code": "ACCESS_DENIED", "message":
-                             "Not enough permissions to access: partnerApiPostsExternal.CREATE.20260101"}
+                             f"Not enough permissions to access: partnerApiPostsExternal.CREATE.{API_VERSION}01"}
 
 
 def test_strict_video_not_available(api):
@@ -565,8 +632,8 @@ def test_strict_content_types(api, sandbox_url):
     form = api.call("POST", "/rest/posts", data={"author": api.author})
     assert form.status_code == 415 and form.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
     token = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, json={
-        "grant_type": "authorization_code", "code": "x", "client_id": "li-client-id",
-        "client_secret": "li-client-secret-XYZ", "redirect_uri": "https://bridge.example/cb"})
+        "grant_type": "authorization_code", "code": "x", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": CREDENTIALS["LINKEDIN_CLIENT_SECRET"], "redirect_uri": "https://bridge.example/cb"})
     assert token.status_code == 400
     assert token.json() == {"error": "invalid_request",
                             "error_description": "Content-Type must be application/x-www-form-urlencoded"}
@@ -589,7 +656,7 @@ def test_strict_urn_in_path_must_be_encoded(api):
 
 def test_strict_oauth_refuses_unapproved_scope_and_wrong_redirect(linkedin, sandbox_url, client):
     base = f"{sandbox_url}/www.linkedin.com/oauth/v2/authorization"
-    common = {"response_type": "code", "client_id": "li-client-id", "state": "s"}
+    common = {"response_type": "code", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"], "state": "s"}
     scoped = httpx.get(base, params={**common, "redirect_uri": client.redirect_uri,
                                      "scope": "openid r_member_social"}, timeout=10)
     assert scoped.status_code == 302
@@ -600,11 +667,12 @@ def test_strict_oauth_refuses_unapproved_scope_and_wrong_redirect(linkedin, sand
 
     params = oauth_driver.consent(client.authorization_url(state="s"))
     answer = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, data={
-        "grant_type": "authorization_code", "code": params["code"], "client_id": "li-client-id",
-        "client_secret": "li-client-secret-XYZ", "redirect_uri": "https://elsewhere.example/cb"})
+        "grant_type": "authorization_code", "code": params["code"], "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": CREDENTIALS["LINKEDIN_CLIENT_SECRET"], "redirect_uri": "https://elsewhere.example/cb"})
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_redirect_uri"
     wrong_secret = httpx.post(f"{sandbox_url}/www.linkedin.com/oauth/v2/accessToken", timeout=10, data={
-        "grant_type": "refresh_token", "refresh_token": "x", "client_id": "li-client-id", "client_secret": "nope"})
+        "grant_type": "refresh_token", "refresh_token": "x", "client_id": CREDENTIALS["LINKEDIN_CLIENT_ID"],
+        "client_secret": "nope"})
     assert wrong_secret.status_code == 401 and wrong_secret.json()["error"] == "invalid_client"
 
 

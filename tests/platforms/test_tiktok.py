@@ -486,9 +486,9 @@ def test_upload_url_known_to_be_expired_is_not_used(client, emu, sandbox, accoun
 
 # ------------------------------------------------------------------------------------ requirements
 def test_caption_counts_utf16_units(client):
-    ok = PostContent(caption="😀" * 1100, video_url=media_url())  # 2200 UTF-16 units
+    ok = PostContent(caption="😀" * 1100, video_url=media_url(), privacy_level="PUBLIC")  # 2200 UTF-16 units
     assert client.validate(ok) == []
-    long = PostContent(caption="😀" * 1100 + "a", video_url=media_url())
+    long = PostContent(caption="😀" * 1100 + "a", video_url=media_url(), privacy_level="PUBLIC")
     [issue] = client.validate(long)
     assert issue.code == "caption_too_long" and "2201 UTF-16 units" in issue.message
     assert client.validate(PostContent(caption="x", privacy_level="friends")) == []
@@ -497,11 +497,64 @@ def test_caption_counts_utf16_units(client):
 
 
 def test_photo_requirements(client):
-    png = PostContent(caption="x", media_type="image", video_url="https://media.sandbox.aurareels.test/images/a.png")
+    png = PostContent(caption="x", media_type="image", video_url="https://media.sandbox.aurareels.test/images/a.png",
+                      privacy_level="FRIENDS")
     assert [i.code for i in client.validate(png)] == ["image_format_unsupported"]
-    many = PostContent(caption="x" * 3000, media_type="carousel", title="t" * 91,
+    many = PostContent(caption="x" * 3000, media_type="carousel", title="t" * 91, privacy_level="FRIENDS",
                        extra={"image_urls": [f"https://m.example/{i}.jpg" for i in range(36)]})
-    assert sorted(i.code for i in client.validate(many)) == ["title_too_long", "too_many_photos"]
+    assert sorted(i.code for i in client.validate(many)) == ["invalid_option", "title_too_long", "too_many_photos"]
+
+
+# ------------------------------------------------------------------------------------ privacy, as TikTok rules it
+def test_no_privacy_choice_is_refused_never_sent_as_public(client, emu, sandbox, account):
+    [issue] = client.validate(PostContent(caption="x", video_url=media_url()))
+    assert (issue.field, issue.code) == ("privacy_level", "privacy_level_required")
+    with pytest.raises(Rejected) as err:
+        step(client, make_job(client, account, privacy_level=None))
+    assert err.value.code == "privacy_level_required"
+    assert "everyone (PUBLIC)" in err.value.message  # names what the account offers
+    assert not tiktok_calls(sandbox, "/init/") and not emu.published
+
+
+def test_branded_content_cannot_be_private(client, emu, sandbox, account, sandbox_url):
+    branded = {"brand_content_toggle": True}
+    for level in ("PRIVATE", "SELF_ONLY"):
+        [issue] = client.validate(PostContent(caption="x", video_url=media_url(), privacy_level=level, extra=branded))
+        assert issue.code == "branded_content_private"
+    assert client.validate(PostContent(caption="x", video_url=media_url(), privacy_level="FRIENDS",
+                                       extra=branded)) == []
+    with pytest.raises(Rejected) as err:
+        step(client, make_job(client, account, privacy_level="PRIVATE", extra=branded))
+    assert err.value.code == "branded_content_private" and not tiktok_calls(sandbox, "/init/")
+    refused = call(sandbox_url, "/v2/post/publish/video/init/", account.access_token,
+                   init_body(brand_content_toggle=True))  # SELF_ONLY
+    assert_api_error(refused, 400, "invalid_param", "Branded content cannot be private")
+
+
+def test_unaudited_app_is_offered_self_only_and_nothing_else(client, emu, sandbox, account, sandbox_url):
+    emu.configure(unaudited=True)
+    emu.set_creator("creator1", private=True)
+    assert client.account_options(account)["privacy_level_options"] == ["SELF_ONLY"]
+    with pytest.raises(Rejected) as err:
+        step(client, make_job(client, account, privacy_level="FRIENDS"))
+    assert err.value.code == "privacy_level_not_offered" and "it offers: only me (PRIVATE)" in err.value.message
+    result, _ = run(client, make_job(client, account, privacy_level="PRIVATE"), emu)
+    assert result.done and emu.published[0]["privacy_level"] == "SELF_ONLY"
+    sandbox.clock.advance(60)
+    friends = call(sandbox_url, "/v2/post/publish/video/init/", account.access_token,
+                   init_body(privacy_level="MUTUAL_FOLLOW_FRIENDS"))
+    assert_api_error(friends, 403, "privacy_level_option_mismatch")
+
+
+def test_account_options_come_from_the_creator_info(client, emu, account):
+    emu.set_creator("creator1", max_video_post_duration_sec=180, duet_disabled=True)
+    options = client.account_options(account)
+    assert options["privacy_level_options"] == ["PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
+    assert options["privacy_level_required"] is True and options["max_video_post_duration_sec"] == 180
+    assert (options["comment_disabled"], options["duet_disabled"], options["stitch_disabled"]) == (False, True, False)
+    emu.set_creator("creator1", private=True)
+    assert client.account_options(account)["privacy_level_options"] == \
+        ["FOLLOWER_OF_CREATOR", "MUTUAL_FOLLOW_FRIENDS", "SELF_ONLY"]
 
 
 def test_chunk_plan_follows_tiktoks_rules():

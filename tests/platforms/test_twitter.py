@@ -233,15 +233,29 @@ def test_video_publish_step_by_step(client, account, emu):
     assert step(client, job).done and len(emu.published) == 1
 
 
-def test_video_publish_with_command_style_upload(platform_settings, account, emu, sandbox):
-    client = TwitterClient(platform_settings, media_style="command", video_category="amplify_video")
+def test_video_upload_uses_only_the_dedicated_endpoints(platform_settings, account, emu, sandbox):
+    client = TwitterClient(platform_settings, video_category="amplify_video")
     job = make_job(client, account, video_url=media_url(5 * MIB, 30.0))
     result, stages = drive(client, job, emu)
     assert stages.count("append") == 2 and result.done
-    paths = {e["path"] for e in sandbox.requests("twitter")}
-    assert "/2/media/upload" in paths and not any(p.endswith(("/append", "/finalize", "/initialize")) for p in paths)
+    posts = [e for e in sandbox.requests("twitter") if e["method"] == "POST" and "/media/" in e["path"] + "/"]
+    assert posts and all(e["path"].endswith(("/initialize", "/append", "/finalize")) for e in posts)
+    assert all("command" not in e["query"] for e in posts)
+    statuses = [e for e in sandbox.requests("twitter") if e["method"] == "GET" and e["path"] == "/2/media/upload"]
+    assert all(e["query"]["command"] == "STATUS" for e in statuses)  # the one call that keeps command=
     [media] = emu.snapshot()["media"].values()
     assert media["category"] == "amplify_video" and media["received"] == 5 * MIB
+
+
+def test_strict_retired_command_form_is_refused(account, api, emu):
+    # X retired command=INIT|APPEND|FINALIZE on /2/media/upload in 2025
+    for command, data in (("INIT", {"media_type": "video/mp4", "total_bytes": "1000", "media_category": "tweet_video"}),
+                          ("APPEND", {"media_id": "1", "segment_index": "0"}), ("FINALIZE", {"media_id": "1"})):
+        answer = api.post("/2/media/upload", headers=bearer(account), data={"command": command, **data},
+                          files={"media": ("blob", b"\0" * 10)} if command == "APPEND" else None)
+        assert answer.status_code == 400, command
+        assert "no longer supported" in answer.json()["errors"][0]["message"]
+    assert not emu.media
 
 
 def test_processing_moves_with_the_clock(client, account, emu, sandbox):
@@ -327,11 +341,36 @@ def test_metrics_of_a_deleted_post_is_not_found(client, account, emu, api):
     assert caught.value.code == "not_found"
 
 
-def test_quota_counts_the_last_24_hours(client, account, emu):
+def test_quota_reads_no_posts(client, account, emu, sandbox):
+    # every post read is billed under pay-per-use: the bridge counts its own posts instead
     for caption in ("one", "two"):
         drive(client, make_job(client, account, media_type="text", caption=caption), emu)
-    quota = client.quota(account)
-    assert (quota.limit, quota.used, quota.window_seconds) == (17, 2, 86400)
+    sandbox.log.clear()
+    assert client.quota(account) is None and sandbox.requests("twitter") == []
+
+
+def test_credits_exhausted_is_its_own_error(client, account, emu):
+    emu.configure(credits=0.02)  # one plain post ($0.015), not two
+    drive(client, make_job(client, account, media_type="text", caption="paid for"), emu)
+    job = make_job(client, account, media_type="text", caption="no credits left")
+    step(client, job)  # nothing to upload: ready to post
+    with pytest.raises(Rejected) as caught:
+        step(client, job)
+    assert caught.value.code == "credits_exhausted" and caught.value.http_status == 402
+    assert "credits" in caught.value.message and "administrator" in caught.value.message
+    assert len(emu.published) == 1
+
+
+def test_reconcile_reads_only_a_few_posts(client, account, emu, sandbox):
+    job = make_job(client, account, media_type="text", caption="lost once")
+    step(client, job)
+    sandbox.inject("twitter", kind="lost", path=r"^/2/tweets$")
+    with pytest.raises(UnknownOutcome):
+        step(client, job)
+    settled = client.reconcile(job)
+    assert settled.done
+    [read] = [e for e in sandbox.requests("twitter") if e["path"].endswith("/tweets") and e["method"] == "GET"]
+    assert int(read["query"]["max_results"]) <= 10
 
 
 # ---------------------------------------------------------------------------- errors
@@ -380,6 +419,7 @@ def test_duplicate_content_is_rejected(client, account, emu):
 @pytest.mark.parametrize("name, error, code", [
     ("unauthorized", TokenExpired, "token_expired"),
     ("usage_capped", RateLimited, "usage_capped"),
+    ("credits_depleted", Rejected, "credits_exhausted"),
     ("daily_limit", RateLimited, "daily_post_limit"),
     ("legacy_rate_limit", RateLimited, "rate_limited"),
     ("not_permitted", Rejected, "not_permitted"),

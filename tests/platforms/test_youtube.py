@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from bridge.platforms.base import AccountRef, Metrics, PostContent, PublishJob, Quota, StepResult, TokenSet
+from bridge.platforms.base import AccountRef, Metrics, PostContent, PublishJob, StepResult, TokenSet
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -379,7 +379,7 @@ def test_expired_access_token(client, account, emu, sandbox):
 
 
 def test_quota_exceeded_waits_until_pacific_midnight(client, account, emu):
-    emu.configure(quota_units_per_day=1000)
+    emu.configure(insert_calls_per_day=0)
     with pytest.raises(RateLimited) as caught:
         step(client, make_job(client, account))
     assert caught.value.code == "quota_exceeded" and caught.value.platform_code == "quotaExceeded"
@@ -387,7 +387,7 @@ def test_quota_exceeded_waits_until_pacific_midnight(client, account, emu):
 
 
 def test_quota_resets_at_pacific_midnight(client, account, emu, sandbox):
-    emu.configure(quota_units_per_day=2000)  # one upload (1,600) and a few reads
+    emu.configure(insert_calls_per_day=1)  # the project's upload bucket holds one upload
     run(client, make_job(client, account, size=300_000), sandbox)
     with pytest.raises(RateLimited):
         step(client, make_job(client, account, size=300_000))
@@ -397,21 +397,36 @@ def test_quota_resets_at_pacific_midnight(client, account, emu, sandbox):
     assert run(client, job, sandbox).done
 
 
-def test_bucket_quota_model(client, account, emu, sandbox):
-    emu.configure(quota_model="buckets", insert_calls_per_day=1)
+def test_uploads_have_their_own_project_bucket_by_default(client, account, emu, sandbox):
+    assert emu.config["quota_model"] == "buckets" and emu.config["insert_calls_per_day"] == 100
+    emu.configure(insert_calls_per_day=1, quota_units_per_day=50)  # reads have their own units
     run(client, make_job(client, account, size=300_000), sandbox)
     with pytest.raises(RateLimited) as caught:
         step(client, make_job(client, account, size=300_000))
     assert caught.value.code == "quota_exceeded"
-    assert emu.snapshot()["quota"]["insert_calls"] == 1
+    assert emu.snapshot()["quota"]["insert_calls"] == 1 and emu.snapshot()["quota"]["units"] < 50
 
 
-def test_channel_upload_limit_is_rejected(client, account, emu, sandbox):
+def test_units_model_charges_about_100_units_an_upload(client, account, emu, sandbox):
+    emu.configure(quota_model="units", quota_units_per_day=250)
+    assert emu.config["insert_cost"] == 100
+    run(client, make_job(client, account, size=300_000), sandbox)
+    run(client, make_job(client, account, size=300_000, caption="second"), sandbox)
+    with pytest.raises(RateLimited) as caught:  # a third upload would pass 250 units
+        step(client, make_job(client, account, size=300_000, caption="third"))
+    assert caught.value.code == "quota_exceeded"
+
+
+def test_channel_upload_limit_waits_and_clears_over_time(client, account, emu, sandbox):
     emu.configure(channel_uploads_per_day=1)
     run(client, make_job(client, account, size=300_000), sandbox)
-    with pytest.raises(Rejected) as caught:
-        step(client, make_job(client, account, size=300_000))
-    assert caught.value.code == "upload_limit_exceeded" and "24 hours" in caught.value.message
+    job = make_job(client, account, size=300_000, caption="next one")
+    with pytest.raises(RateLimited) as caught:  # not a final failure: the channel's cap clears
+        step(client, job)
+    assert caught.value.code == "upload_limit_exceeded" and caught.value.retry_after == 3600
+    sandbox.clock.advance(86_400)
+    job.account.access_token = client.refresh(account.refresh_token).access_token
+    assert run(client, job, sandbox).done
 
 
 def test_rate_limit_with_retry_after(client, account, sandbox):
@@ -435,7 +450,7 @@ def test_per_user_request_rate(client, account, emu):
     ("invalidCategoryId", Rejected, "invalid_category"),
     ("insufficientPermissions", Reauthorize, "insufficient_permissions"),
     ("userRateLimitExceeded", RateLimited, "rate_limited"),
-    ("uploadLimitExceeded", Rejected, "upload_limit_exceeded"),
+    ("uploadLimitExceeded", RateLimited, "upload_limit_exceeded"),
     ("youtubeSignupRequired", Rejected, "youtube_channel_required"),
     ("invalidFilename", Rejected, "invalid_filename"),
 ])
@@ -475,8 +490,11 @@ def test_metrics(client, account, emu, sandbox):
     assert caught.value.code == "video_not_found"
 
 
-def test_quota_is_the_bridge_estimate(client, account):
-    assert client.quota(account) == Quota(limit=6, used=None, window_seconds=86400, source="bridge")
+def test_quota_is_counted_by_the_bridge(client, account):
+    # YouTube reports none: the bridge counts its uploads per channel and for the project
+    assert client.quota(account) is None
+    assert client.daily_limit == 50 and client.project_limit.limit == 100
+    assert client.project_limit.zone == "America/Los_Angeles"
 
 
 @pytest.mark.parametrize("now,seconds", [
@@ -639,7 +657,7 @@ def test_strict_publish_at_requires_private(sandbox_url, token):
 
 
 def test_strict_quota_exceeded(sandbox_url, token, emu):
-    emu.configure(quota_units_per_day=3300)
+    emu.configure(insert_calls_per_day=2)
     assert start(sandbox_url, token).status_code == 200
     assert start(sandbox_url, token).status_code == 200
     answer = start(sandbox_url, token)

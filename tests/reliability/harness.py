@@ -61,7 +61,7 @@ STORM_CONFIG = {
     "youtube": {"processing_seconds": 1, "quota_units_per_day": 10**9, "insert_calls_per_day": 10**9,
                 "channel_uploads_per_day": 10**6, "requests_per_minute": 10**7},
     "twitter": {"processing_seconds": 1, "user_posts_per_24h": 10**6, "limit_tweets_create": 10**6,
-                "limit_media_chunked": 10**6, "limit_media_command": 10**6, "limit_tweet_lookup": 10**6,
+                "limit_media_chunked": 10**6, "limit_media_upload": 10**6, "limit_tweet_lookup": 10**6,
                 "limit_users_me": 10**6, "limit_user_tweets": 10**6},
     # LinkedIn sends no Retry-After (its 429s are daily limits, waited out until midnight UTC); the
     # storm's 429 fault is "429 with Retry-After", so the emulator sends one here
@@ -417,6 +417,7 @@ class Storm:
         })
         for name in PLATFORMS:
             env[f"AURAREELS_QUOTA_{name.upper()}"] = "100000"
+        env["AURAREELS_PROJECT_QUOTA_YOUTUBE"] = "100000"  # YouTube's app-wide upload bucket too
         env.update(self.plan.extra_env)
         return env
 

@@ -99,7 +99,7 @@ def test_posts_across_dst_changes_go_out_at_the_right_instant(own_redis, own_mar
                                                                "?size=200000&duration=12"))
                 answer = client.post(f"{P}/schedule", headers={"Authorization": f"Bearer {make_jwt(user)}"}, json={
                     "video_job_id": video, "accounts": accounts, "caption": f"Storm post {tag(storm.run_id, n)}",
-                    "scheduled_at": raw})
+                    "privacy_level": "PUBLIC", "scheduled_at": raw})
                 assert answer.status_code == 200, (label, answer.get_data(as_text=True))
                 for post in answer.get_json()["posts"]:
                     assert post["scheduled_at"] == wall(instant), (label, raw, post["scheduled_at"], wall(instant))

@@ -532,7 +532,8 @@ def test_schedule_reschedule_cancel_round_trip(site):
     job = insert_video(site.db, user)
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3 * 86400))
     scheduled = site.via_wp("POST", "/schedule", headers=site.auth(user), json={
-        "video_job_id": job, "accounts": [account_id], "scheduled_at": when, "caption": "Later"})
+        "video_job_id": job, "accounts": [account_id], "scheduled_at": when, "caption": "Later",
+        "privacy_level": "PUBLIC"})
     assert scheduled.status_code == 200, scheduled.text
     body = scheduled.json()
     assert body["message"] == "Posts scheduled successfully"
