@@ -141,6 +141,16 @@ class StepResult:
 
 
 @dataclass
+class CommentTarget:
+    """The live post a first comment goes under: the platform's id and URL of the post and the
+    checkpoint it was published with."""
+
+    platform_post_id: str
+    platform_post_url: str | None = None
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Metrics:
     views: int = 0
     likes: int = 0
@@ -214,12 +224,37 @@ def count_utf16_units(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class FirstComment:
+    """How a platform takes a post's first comment: the longest text it accepts, counted its way
+    (`counting` as in `Requirements`), and what the platform calls it (`reply` on X)."""
+
+    max_length: int
+    counter: Callable[[str], int] = count_code_points
+    counting: str = "code_points"
+    kind: str = "comment"
+
+    def issues(self, platform: str, text: str) -> list[Issue]:
+        length = self.counter(text)
+        if not text.strip():
+            return [Issue("first_comment", "first_comment_empty",
+                          "The first comment is empty; write it or leave it out.")]
+        if length > self.max_length:
+            return [Issue("first_comment", "first_comment_too_long",
+                          f"The first comment is {length} characters; {platform} allows {self.max_length} in a "
+                          f"{self.kind}. Shorten it by {length - self.max_length}.")]
+        return []
+
+
+@dataclass(frozen=True)
 class Requirements:
-    """What a platform accepts, checked before anything is queued."""
+    """What a platform accepts, checked before anything is queued. `caption_counting` names how
+    `caption_counter` counts, for a composer to count the same way: `code_points`, `utf16_units`,
+    `utf8_bytes` or `weighted` (X's twitter-text rules)."""
 
     caption_max: int
     caption_counter: Callable[[str], int] = count_code_points
     caption_unit: str = "characters"
+    caption_counting: str = "code_points"
     hashtags_max: int | None = None
     mentions_max: int | None = None
     title_max: int | None = None
@@ -312,6 +347,8 @@ class PlatformClient:
     # the source under /webhooks/<source> that delivers this platform's events (several platforms
     # of one vendor may share one), or None
     webhook: ClassVar[str | None] = None
+    # how the platform takes a post's first comment (`post_comment`), or None: it has none
+    first_comment: ClassVar[FirstComment | None] = None
 
     # --- OAuth, declarative
     authorize_url: ClassVar[str]
@@ -602,6 +639,28 @@ class PlatformClient:
     def quota(self, account: AccountRef) -> Quota | None:
         """The platform's own quota report, where it has one (Instagram); None elsewhere."""
         return None
+
+    # ------------------------------------------------------------------------- first comment
+    def first_comment_issues(self, text: str) -> list[Issue]:
+        """Why this platform would refuse `text` as a post's first comment (none: it takes it)."""
+        if self.first_comment is None:
+            return [Issue("first_comment", "first_comment_unsupported",
+                          f"{self.display_name} has no first comment through its API.")]
+        return self.first_comment.issues(self.display_name, text)
+
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """Post `message` as the first comment under the live post `target` (one platform-side
+        effect) and return the platform's id of the comment. Raises the taxonomy's errors; a
+        failure after the request was sent is `UnknownOutcome`."""
+        raise Rejected(f"{self.display_name} has no first comment through its API.", platform=self.name,
+                       code="first_comment_unsupported")
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The id of the comment with `message` the account made under `target` at or after
+        `since` (naive UTC), or None when the platform's records show there is none. Raises
+        `UnknownOutcome` when the platform cannot be asked (e.g. the app may not read comments)."""
+        raise UnknownOutcome(f"{self.display_name} cannot say whether the comment was posted.", platform=self.name,
+                             code="unconfirmed")
 
     # ------------------------------------------------------------------------- webhooks
     def webhook_signed(self, headers: Mapping[str, str], body: bytes, now: float) -> bool:

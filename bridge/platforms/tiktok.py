@@ -273,6 +273,7 @@ class TikTokClient(PlatformClient):
         caption_max=2200,
         caption_counter=count_utf16_units,
         caption_unit="UTF-16 units",
+        caption_counting="utf16_units",
         media_types=("video", "image", "carousel"),
         video_content_types=VIDEO_TYPES,
         max_video_bytes=4_000_000_000,
