@@ -3,7 +3,7 @@ from __future__ import annotations
 
 
 def register_blueprints(api) -> None:
-    from bridge.api import accounts, health, internal, posts, webhooks
+    from bridge.api import accounts, composer, drafts, health, internal, posts, webhooks
 
-    for module in (health, accounts, posts, internal, webhooks):
+    for module in (health, accounts, posts, drafts, composer, internal, webhooks):
         api.register_blueprint(module.blp)

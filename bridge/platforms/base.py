@@ -415,6 +415,21 @@ class PlatformClient:
         return {"privacy_level_options": list(self.privacy_values()), "privacy_level_required":
                 self.default_privacy is None and bool(self.privacy_values())}
 
+    def account_option_issues(self, content: PostContent, media: MediaInfo | None,
+                              options: Mapping[str, Any]) -> list[Issue]:
+        """Why the account, as `account_options` described it now, would refuse the post (a
+        privacy level it does not offer, by default). Platforms that learn more override it."""
+        offered = options.get("privacy_level_options") or []
+        if content.privacy_level and offered and content.privacy_level not in offered:
+            return [Issue("privacy_level", "privacy_level_not_offered",
+                          f"This {self.display_name} account does not offer {content.privacy_level}; it offers: "
+                          f"{', '.join(offered)}.")]
+        return []
+
+    def caption_limit(self, content: PostContent) -> int:
+        """The longest caption this post may have, counted as `requirements.caption_counter` does."""
+        return self.requirements.caption_max
+
     def health_warnings(self) -> list[str]:
         """Operator warnings about this platform's configuration (e.g. an API version close to its
         sunset); shown by /health, never secret."""
