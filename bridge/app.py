@@ -43,20 +43,29 @@ _HTTP_CODES = {
 
 class _WordPressPrefix:
     """Serve `/wp-json/aurareels/v1/social/...` with the views of `/aurareels/v1/social/...`.
-    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API."""
+    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API
+    (the internal key, unless called from loopback), and `/dashboard/social-accounts` stands in for
+    the dashboard page the OAuth callback sends the browser to."""
 
-    def __init__(self, wsgi_app, sandbox: bool = False):
+    def __init__(self, wsgi_app, sandbox: bool = False, internal_key: str | None = None):
         self.wsgi_app = wsgi_app
         self.sandbox = sandbox
+        self.internal_key = internal_key
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == WP_PREFIX or path.startswith(WP_PREFIX + "/"):
             environ["PATH_INFO"] = API_PREFIX + path[len(WP_PREFIX):]
         elif self.sandbox and path.startswith("/_sandbox/"):
-            from bridge.sandbox.core import sandbox_app
+            from bridge.sandbox.core import guarded, sandbox_app
 
-            return sandbox_app()(environ, start_response)
+            return guarded(sandbox_app(), self.internal_key)(environ, start_response)
+        elif self.sandbox and path == "/dashboard/social-accounts":
+            from werkzeug.wrappers import Request
+
+            from bridge.sandbox.dashboard import page
+
+            return page(Request(environ))(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 
@@ -136,6 +145,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.extensions["bridge"] = runtime
     app.json.sort_keys = False
+    from bridge.logs import redact_server_logs
+
+    redact_server_logs()  # the access log carries query strings: verify tokens, OAuth codes
 
     api = Api(app)
     app.extensions["bridge_api"] = api
@@ -148,8 +160,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _register_docs(app)
     from bridge.ops_dashboard import OperatorGate
 
-    app.wsgi_app = _WordPressPrefix(OperatorGate(app.wsgi_app, settings, API_PREFIX, app), sandbox=settings.sandbox)
+    app.wsgi_app = _WordPressPrefix(OperatorGate(app.wsgi_app, settings, API_PREFIX, app), sandbox=settings.sandbox,
+                                    internal_key=settings.n8n_api_key)
     return app
+
+
+def production_app() -> Flask:
+    """The app as gunicorn serves it (`wsgi:app`): settings from the environment, and log lines as
+    the CLI writes them (JSON, secrets redacted), gunicorn's own included."""
+    from bridge.logs import setup_logging
+
+    setup_logging()
+    return create_app()
 
 
 _REQUEST_ID = __import__("re").compile(r"[A-Za-z0-9._:-]{1,64}")
