@@ -431,7 +431,11 @@ def connect_through_wordpress(site: Site, user_id: int, platform: str) -> int:
     final = site.http.get(back)  # the browser arriving at WordPress
     assert final.status_code == 302, final.text
     assert final.headers["Location"].startswith(f"{FRONTEND}/dashboard/social-accounts?")
-    assert parse_qs(urlsplit(final.headers["Location"]).query)["status"] == ["success"], final.headers["Location"]
+    landed = parse_qs(urlsplit(final.headers["Location"]).query)
+    assert landed["status"] == ["pending"], final.headers["Location"]
+    # the dashboard confirms the pending link through WordPress with the user's token
+    confirmed = site.via_wp("POST", f"/accounts/links/{landed['link'][0]}/confirm", headers=site.auth(user_id))
+    assert confirmed.status_code == 200, confirmed.text
     listed = site.via_wp("GET", f"/accounts?platform={platform}", headers=site.auth(user_id)).json()["accounts"]
     assert len(listed) == 1
     return listed[0]["id"]
