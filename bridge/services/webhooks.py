@@ -96,13 +96,20 @@ def _wake_by_checkpoint(rt: Runtime, platform: str, key: str, value: str) -> lis
     return list(ids)
 
 
+def _signature(headers, name: str) -> str:
+    """The signature header as sent, or "" when it is absent, not ASCII or far too long: signatures
+    are short runs of hex and digits, and the comparisons (and `int()`) raise on anything else."""
+    value = headers.get(name) or ""
+    return value if value.isascii() and len(value) <= 512 else ""
+
+
 def tiktok(rt: Runtime, headers, body: bytes) -> dict:
     from bridge.platforms.tiktok import verify_webhook
 
     _require_json(headers.get("Content-Type"))
     secret = rt.settings.credentials["tiktok"].client_secret or (
         "sandbox-tiktok-secret" if rt.settings.sandbox else None)
-    if not secret or not verify_webhook(secret, headers.get("TikTok-Signature") or "", body, time.time()):
+    if not secret or not verify_webhook(secret, _signature(headers, "TikTok-Signature"), body, time.time()):
         raise Unauthorized("The webhook signature is missing, wrong or too old.", code="invalid_signature")
     event = _json_object(body)
     # TikTok sends `content` as a JSON-encoded string; a decoded object is accepted too.
@@ -142,7 +149,7 @@ def meta(rt: Runtime, headers, body: bytes) -> dict:
     from bridge.platforms.meta import verify_signature
 
     _require_json(headers.get("Content-Type"))
-    signature = headers.get("X-Hub-Signature-256") or ""
+    signature = _signature(headers, "X-Hub-Signature-256")
     secrets = {c.client_secret for p, c in rt.settings.credentials.items()
                if p in ("instagram", "facebook") and c.client_secret}
     if rt.settings.sandbox:
