@@ -86,9 +86,11 @@ def media_rows(bench: Bench, api: Api, hostile: HostileMediaServer, token: str) 
     account = add_account(bench.rt, USER, "tiktok")
     say(f"API process at start: {_memory(api.proc.pid)}")
     cases = (
-        ("2 GB body, Range ignored (accepted: head only)", hostile.url("/norange.mp4", size=2_000_000_000), "/norange.mp4"),
-        ("2 GB body, no Content-Length", hostile.url("/nolength.mp4", size=2_000_000_000), "/nolength.mp4"),
-        ("5 GB body, Range ignored (over the 4 GiB cap)", hostile.url("/norange.mp4", size=5_000_000_000), "/norange.mp4"),
+        ("2 GB body, Range ignored (accepted: head only)", hostile.url("/norange.mp4", size=2 * 10 ** 9),
+         "/norange.mp4"),
+        ("2 GB body, no Content-Length", hostile.url("/nolength.mp4", size=2 * 10 ** 9), "/nolength.mp4"),
+        ("5 GB body, Range ignored (over the 4 GiB cap)", hostile.url("/norange.mp4", size=5 * 10 ** 9),
+         "/norange.mp4"),
         ("gzip bomb: 600 KB inflating to 600 MB", hostile.url("/gzip.mp4", inflated=600_000_000), "/gzip.mp4"),
         ("1 byte a second", hostile.url("/slow.mp4", size=100_000, interval=1.0), "/slow.mp4"),
     )

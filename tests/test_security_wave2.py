@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 import bridge.platforms.media as media
@@ -35,7 +35,7 @@ from bridge.platforms.media import MediaError, MediaSource
 from bridge.services import oauth
 from bridge.services.oauth import LINK_TTL, _link_key
 from bridge.store.db import utcnow
-from tests.conftest import INTERNAL_KEY, auth
+from tests.conftest import INTERNAL_KEY, auth, wait_for
 from tests.factories import add_account, add_post, add_video, later
 from tests.hostile_media import HostileMediaServer
 from tests.oauth_flow import confirm, finish, landed
@@ -268,7 +268,8 @@ def test_publish_of_a_video_over_the_cap_is_422_and_creates_nothing(client, rt, 
     for url, code in ((hostile.url("/norange.mp4", size=5_000_000_000), "media_too_large"),
                       (hostile.url("/gzip.mp4", inflated=100_000_000), "media_encoded")):
         video = add_video(rt, VICTIM, mp4_url=url)
-        response = client.post(f"{P}/publish", headers=auth(VICTIM), json={"video_job_id": video, "accounts": [account]})
+        response = client.post(f"{P}/publish", headers=auth(VICTIM),
+                               json={"video_job_id": video, "accounts": [account]})
         assert_envelope(response, 422, code)
     assert count_posts(rt) == 0
 
@@ -520,12 +521,14 @@ def test_the_access_log_never_shows_a_verify_token_or_a_code(rt, caplog):
             assert answer.status_code == 200 and answer.text == "4242"
             httpx.get(f"{base}/callback/tiktok", params={"code": "code-Qw81-secret", "state": "s",
                                                          "client_secret": "cs-Lm40-secret", "id_token": "idt-Hh20"})
-            time.sleep(0.2)  # the access line is written after the answer is sent
+
+            def access_lines():
+                return [r for r in caplog.records if r.name == "werkzeug" and f"GET {P}/" in r.getMessage()]
+
+            access = wait_for(lambda: len(access_lines()) == 2 and access_lines())  # written after the answer
     finally:
         server.shutdown()
         server.server_close()
-    access = [r for r in caplog.records if r.name == "werkzeug" and f"GET {P}/" in r.getMessage()]
-    assert len(access) == 2
     for record in caplog.records:
         for text in (record.getMessage(), JsonFormatter().format(record)):
             for secret in (verify, "code-Qw81-secret", "cs-Lm40-secret", "idt-Hh20"):
@@ -675,7 +678,8 @@ def test_stand_alone_sandbox_server_uses_the_same_check():
     server, _, base = start_server(control_key="standalone-key-123")
     try:
         assert httpx.post(f"{base}/_sandbox/control/reset").status_code == 200  # loopback
-        assert httpx.post(f"{base}/_sandbox/control/reset", headers={"X-Forwarded-For": "198.51.100.1"}).status_code == 401
+        proxied = {"X-Forwarded-For": "198.51.100.1"}
+        assert httpx.post(f"{base}/_sandbox/control/reset", headers=proxied).status_code == 401
         assert httpx.post(f"{base}/_sandbox/control/reset", headers={
             "X-Forwarded-For": "198.51.100.1", "X-API-Key": "standalone-key-123"}).status_code == 200
     finally:

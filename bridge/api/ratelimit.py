@@ -72,7 +72,8 @@ def _limiter() -> _Limiter | None:
     extensions = current_app.extensions
     if "bridge_rate_limiter" not in extensions:
         rt = runtime()
-        extensions["bridge_rate_limiter"] = _Limiter(rt.redis, rt.settings.rate_limit) if rt.settings.rate_limit else None
+        per_minute = rt.settings.rate_limit
+        extensions["bridge_rate_limiter"] = _Limiter(rt.redis, per_minute) if per_minute else None
     return extensions["bridge_rate_limiter"]
 
 

@@ -134,7 +134,10 @@ def _checked(http: PlatformHttp) -> PlatformHttp:
     def checked_client_for(url: str) -> httpx.Client:
         client = client_for(url)
         pool = getattr(getattr(client, "_transport", None), "_pool", None)
-        if pool is not None and not isinstance(getattr(pool, "_network_backend", None), _CheckedConnections):
+        backend = getattr(pool, "_network_backend", None)
+        # the client is shared by the process: its guard follows the settings of the caller (one
+        # set in a deployment; tests switch between sandbox and production rules)
+        if pool is not None and not (isinstance(backend, _CheckedConnections) and backend.settings == http.settings):
             pool._network_backend = _CheckedConnections(http.settings)
         return client
 
@@ -256,8 +259,8 @@ class MediaSource:
         `Transient`. The body is read only through `_read`, so nothing is ever decoded or buffered."""
         started = time.monotonic()
         try:
-            with self.http.stream("GET", url, timeout=self.timeout,
-                                  headers={"Range": f"bytes={first}-{last}", "Accept-Encoding": "identity"}) as response:
+            headers = {"Range": f"bytes={first}-{last}", "Accept-Encoding": "identity"}
+            with self.http.stream("GET", url, timeout=self.timeout, headers=headers) as response:
                 log.info("GET %s -> %s in %sms", redact(url.split("?", 1)[0]), response.status_code,
                          round((time.monotonic() - started) * 1000, 1), extra={"platform": "media"})
                 pace.count(time.monotonic() - started, 0)

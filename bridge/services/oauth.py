@@ -2,15 +2,17 @@
 
 The OAuth state is random, single-use, bound to the user and the platform, lives 10 minutes and
 is kept in Redis with the PKCE verifier. The callback needs no login (the platform sends the
-browser), so it does not attach the account it finds: it keeps a pending link (the logins'
+browser), so it does not attach the account it finds: it keeps a pending link (the login's
 profiles and tokens, encrypted, in Redis for 15 minutes) and sends the browser to the dashboard
 with the link's id; the dashboard confirms it with its user's JWT and the account is attached only
 when that user is the one who called connect. Otherwise an attacker could start a connect, send
 the consent link to a creator, and receive the creator's account once the creator approves.
-`AURAREELS_OAUTH_CONFIRM=0` attaches at the callback, as the seed did. A refresh holds the account's row lock (SELECT ... FOR
-UPDATE) for the platform call, so of many workers that find a token near expiry exactly one
-spends the (single-use, rotating) refresh token and the others read its result; the new access
-and refresh tokens are written in the same transaction.
+`AURAREELS_OAUTH_CONFIRM=0` attaches at the callback, as the seed did.
+
+A refresh holds the account's row lock (SELECT ... FOR UPDATE) for the platform call, so of many
+workers that find a token near expiry exactly one spends the (single-use, rotating) refresh token
+and the others read its result; the new access and refresh tokens are written in the same
+transaction.
 """
 from __future__ import annotations
 
