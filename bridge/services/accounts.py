@@ -23,3 +23,11 @@ def account_view(row) -> dict:
 
 def list_accounts(rt: Runtime, user_id: int, platform: str | None = None) -> list[dict]:
     return [account_view(r) for r in account_store.list_for_user(rt, user_id, platform)]
+
+
+def confirm_link(rt: Runtime, user_id: int, link: str) -> list[dict]:
+    """Attach a pending connect's accounts (see `bridge.services.oauth.confirm_link`); their views."""
+    from bridge.services.oauth import confirm_link as attach
+
+    ids = set(attach(rt, user_id, link))
+    return [account_view(r) for r in account_store.list_for_user(rt, user_id) if int(r["id"]) in ids]
