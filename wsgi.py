@@ -1,1 +1,1 @@
-from bridge.app import create_app; app = create_app()  # noqa: E702  (production: gunicorn wsgi:app)
+from bridge.app import production_app; app = production_app()  # noqa: E702  (production: gunicorn wsgi:app)

@@ -43,16 +43,18 @@ _HTTP_CODES = {
 
 class _WordPressPrefix:
     """Serve `/wp-json/aurareels/v1/social/...` with the views of `/aurareels/v1/social/...`.
-    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API,
-    of the world every process of the deployment shares."""
+    In sandbox mode, `/_sandbox/...` is the emulators' browser side (consent pages) and control API
+    (the internal key, unless called from loopback), of the world every process of the deployment
+    shares."""
 
     def __init__(self, wsgi_app, settings: Settings):
         self.wsgi_app = wsgi_app
         self.sandbox = None
         if settings.sandbox:
+            from bridge.sandbox.core import guarded
             from bridge.sandbox.shared import browser_app
 
-            self.sandbox = browser_app(settings)
+            self.sandbox = guarded(browser_app(settings), settings.n8n_api_key)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -139,6 +141,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.extensions["bridge"] = runtime
     app.json.sort_keys = False
+    from bridge.logs import redact_server_logs
+
+    redact_server_logs()  # the access log carries query strings: verify tokens, OAuth codes
 
     api = Api(app)
     app.extensions["bridge_api"] = api
@@ -161,6 +166,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
         warm_up(settings)
     return app
+
+
+def production_app() -> Flask:
+    """The app as gunicorn serves it (`wsgi:app`): settings from the environment, and log lines as
+    the CLI writes them (JSON, secrets redacted), gunicorn's own included."""
+    from bridge.logs import setup_logging
+
+    setup_logging()
+    return create_app()
 
 
 _REQUEST_ID = __import__("re").compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -203,7 +203,7 @@ def cmd_sandbox(args) -> int:
     import redis
 
     from bridge.config import shared_sandbox_settings
-    from bridge.sandbox.core import Sandbox, request_handler
+    from bridge.sandbox.core import Sandbox, guarded, request_handler
     from bridge.sandbox.shared import Registration, registered_url
 
     try:
@@ -211,7 +211,9 @@ def cmd_sandbox(args) -> int:
     except ConfigError as exc:
         print(f"aurareels-bridge: {exc}", file=sys.stderr)
         return 2
-    server = _bind(args.host, args.port, Sandbox(), request_handler=request_handler())
+    # its control API answers loopback callers, and others (the API in another container) with the key
+    control_key = (os.environ.get("N8N_API_KEY") or "").strip() or None
+    server = _bind(args.host, args.port, guarded(Sandbox(), control_key), request_handler=request_handler())
     url = advertised or _local_url(args.host, server.server_port)
     registration = None
     if redis_url:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bridge.platforms.registry import PLATFORMS  # the one list of platforms
 
 DEFAULT_STATE_DIR = Path(os.path.expanduser("~")) / ".aurareels-bridge"
+DEFAULT_MEDIA_MAX_BYTES = 4 * 1024 ** 3
 
 
 class ConfigError(Exception):
@@ -59,6 +60,12 @@ class Settings:
     max_body_bytes: int = 1_048_576
     # the shared sandbox server every process of a sandbox deployment talks to (None: found in Redis)
     sandbox_url: str | None = None
+    # the largest media file read, per file (a platform's own limit applies below it)
+    media_max_bytes: int = DEFAULT_MEDIA_MAX_BYTES
+    # create requests per user per minute; 0 turns the limit off
+    rate_limit: int = 60
+    # a connect is attached only once the dashboard confirms it (see bridge.services.oauth)
+    oauth_confirm: bool = True
 
     @property
     def tz(self) -> ZoneInfo:
@@ -174,8 +181,15 @@ class Settings:
             raise ConfigError("AURAREELS_HTTP_TIMEOUT must be a positive number of seconds") from None
 
         sandbox_url = get("AURAREELS_SANDBOX_URL")
+        media_max_bytes = _count(get("AURAREELS_MEDIA_MAX_BYTES"), "AURAREELS_MEDIA_MAX_BYTES",
+                                 default=DEFAULT_MEDIA_MAX_BYTES, minimum=1)
+        rate_limit = _count(get("AURAREELS_RATE_LIMIT"), "AURAREELS_RATE_LIMIT", default=60, minimum=0)
+        oauth_confirm = _bool(get("AURAREELS_OAUTH_CONFIRM"), "AURAREELS_OAUTH_CONFIRM", default=True)
 
         return cls(
+            media_max_bytes=media_max_bytes,
+            rate_limit=rate_limit,
+            oauth_confirm=oauth_confirm,
             http_timeout=http_timeout,
             sandbox_url=_url(sandbox_url, "AURAREELS_SANDBOX_URL") if sandbox_url else None,
             database_url=database_url,
@@ -241,6 +255,14 @@ def _bool(raw: str | None, name: str, *, default: bool) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0")
+
+
+def _count(raw: str | None, name: str, *, default: int, minimum: int) -> int:
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
+        raise ConfigError(f"{name} must be a whole number of at least {minimum}")
+    return int(raw)
 
 
 def _url(raw: str, name: str) -> str:

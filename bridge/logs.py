@@ -1,7 +1,10 @@
 """JSON log lines with secrets scrubbed.
 
-Every record passes `redact()`, which masks bearer tokens, `access_token=`/`refresh_token=`/
-`client_secret=` style pairs and JSON fields of those names, wherever they come from.
+Every record passes `redact()`, which masks bearer and basic credentials, and the value of any
+`*_token` (`hub.verify_token`, `access_token`, ...), `token`, `code`, `code_verifier`, `client_secret`,
+key or password, as a `name=value` pair (query strings, form bodies, the access log) or as a JSON
+or Python dict field, wherever the line comes from. Lines that servers write through their own
+loggers (werkzeug's and gunicorn's access and error logs) are scrubbed by `RedactFilter`.
 """
 from __future__ import annotations
 
@@ -16,7 +19,10 @@ import time
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 post_id_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("post_id", default=None)
 
-_SECRET_KEYS = r"(?:access_token|refresh_token|client_secret|code_verifier|fb_exchange_token|input_token|id_token|password|api_key|x-api-key|appsecret_proof|code)"
+# `[\w.-]*_token` covers every token name, dotted ones (Meta's `hub.verify_token`) and a percent-encoded
+# underscore included: the server decodes `%5F` before the bridge reads the name.
+_SECRET_KEYS = (r"(?:[\w.\-]*(?:_|%5f)token|token|client_secret|secret|code_verifier|code|password|api_key|x-api-key"
+                r"|appsecret_proof)")
 _PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]+"), r"\1[redacted]"),
@@ -53,6 +59,30 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class RedactFilter(logging.Filter):
+    """Scrubs a record's message in place, for loggers whose lines our formatter never sees."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is left for its handler to report
+            return True
+        record.msg, record.args = redact(message), ()
+        return True
+
+
+# Servers that log requests (full paths with their query strings) through loggers of their own.
+SERVER_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+
+
+def redact_server_logs() -> None:
+    """Put `RedactFilter` on the servers' loggers (once)."""
+    for name in SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactFilter) for f in logger.filters):
+            logger.addFilter(RedactFilter())
+
+
 def setup_logging(level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
@@ -61,3 +91,4 @@ def setup_logging(level: int = logging.INFO) -> None:
     root.setLevel(level)
     # httpx logs full request URLs at INFO; they can carry OAuth codes.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    redact_server_logs()

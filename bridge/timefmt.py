@@ -38,10 +38,13 @@ def parse_request_time(raw: str, zone: ZoneInfo) -> datetime:
         raise ValueError(
             f"'{text[:40]}' is not a date and time; use YYYY-MM-DD HH:MM:SS or ISO 8601 with an offset."
         ) from None
-    if parsed.tzinfo is None:
-        # fold=0 reads an ambiguous time with the offset before the change (its first occurrence)
-        # and a non-existent one with the offset before the gap, which lands it past the gap
-        # (02:30 on a spring-forward night is 03:30 summer time). fold=1 would move it back by the
-        # gap instead: before a post scheduled a minute earlier.
-        parsed = parsed.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+    try:
+        if parsed.tzinfo is None:
+            # fold=0 reads an ambiguous time with the offset before the change (its first occurrence)
+            # and a non-existent one with the offset before the gap, which lands it past the gap
+            # (02:30 on a spring-forward night is 03:30 summer time). fold=1 would move it back by the
+            # gap instead: before a post scheduled a minute earlier.
+            parsed = parsed.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+        return parsed.astimezone(timezone.utc).replace(tzinfo=None, microsecond=0)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC, 0001-01-01T00:00+14:00 in year 0
+        raise ValueError(f"'{text[:40]}' is outside the years 1 to 9999 in UTC.") from None

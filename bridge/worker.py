@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 QUEUES = ("publish", "default")
 HEARTBEAT_PREFIX = "bridge:worker:"
 HEARTBEAT_TTL = 30
+# Every worker's last beat (name -> time) in one sorted set, so /health counts live workers with
+# one ZCOUNT instead of scanning the keyspace for heartbeat keys.
+BEATS_KEY = "bridge:workers:beats"
 SCHEDULER_KEY = "bridge:scheduler:alive"
 REFRESH_EVERY = 600
 # How often RQ's scheduler moves due jobs to their queues: RQ's 1 s loop is up to a second of
@@ -74,6 +77,7 @@ class Maintenance(threading.Thread):
         while not self.stop.is_set():
             try:
                 self.rt.redis.set(HEARTBEAT_PREFIX + self.worker_name, str(time.time()), ex=HEARTBEAT_TTL)
+                self.rt.redis.zadd(BEATS_KEY, {self.worker_name: time.time()})
                 if self.in_thread_scheduler is not None:
                     self.in_thread_scheduler.acquire_locks()
                     self.in_thread_scheduler.enqueue_scheduled_jobs()
@@ -413,6 +417,7 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, conc
         maintenance.stop.set()
         try:
             rt.redis.delete(HEARTBEAT_PREFIX + name)
+            rt.redis.zrem(BEATS_KEY, name)
         except Exception:
             pass
     return 0

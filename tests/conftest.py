@@ -294,6 +294,8 @@ def engine_env(engine_database_url: str, engine_sandbox, **extra) -> dict[str, s
     from bridge.sandbox.core import host_map_for
 
     sandbox, base_url = engine_sandbox
+    # the engine tests create dozens of posts a minute for one user through the API: no rate limit
+    extra.setdefault("AURAREELS_RATE_LIMIT", "0")
     return worker_env(engine_database_url, AURAREELS_REDIS_URL=ENGINE_REDIS_URL,
                       AURAREELS_HOST_MAP=_json.dumps(host_map_for(base_url, sandbox)), AURAREELS_HTTP_TIMEOUT="2",
                       **extra)

@@ -12,6 +12,11 @@ from bridge.store.db import utcnow
 SANDBOX_VIDEO = "https://media.sandbox.aurareels.test/videos/clip.mp4?size=3000000&duration=20"
 
 
+def later(days: int = 30, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    """A UTC time `days` ahead, within the 365 days a post may be scheduled ahead."""
+    return (utcnow() + timedelta(days=days)).strftime(fmt)
+
+
 def add_video(rt, user_id: int, job_id: str | None = None, mp4_url: str | None = SANDBOX_VIDEO) -> str:
     job_id = job_id or f"job-{user_id}-{uuid.uuid4().hex[:12]}"
     with rt.engine.begin() as conn:

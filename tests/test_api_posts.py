@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bridge.store.db import utcnow
 from tests.conftest import auth
-from tests.factories import add_account, add_post
+from tests.factories import add_account, add_post, later
 
 P = "/wp-json/aurareels/v1/social"
 ALICE, BOB = 101, 202
@@ -117,12 +117,13 @@ def test_user_with_nothing_gets_404(client, rt, two_users, method, path, body):
 
 def test_reschedule(client, rt, two_users):
     post = two_users["alice_post"]
+    day = later(60, "%Y-%m-%d")
     response = client.patch(f"{P}/posts/{post}/reschedule", headers=auth(ALICE),
-                            json={"scheduled_at": "2099-03-04T05:06:07+02:00"})
+                            json={"scheduled_at": f"{day}T05:06:07+02:00"})
     assert response.status_code == 200
     body = response.get_json()
     assert body == {"success": True, "message": "Post rescheduled successfully",
-                    "post": {"id": post, "scheduled_at": "2099-03-04 03:06:07"}}
+                    "post": {"id": post, "scheduled_at": f"{day} 03:06:07"}}
     past = client.patch(f"{P}/posts/{post}/reschedule", headers=auth(ALICE), json={"scheduled_at": "2001-01-01 00:00:00"})
     assert past.status_code == 422 and past.get_json()["code"] == "scheduled_in_past"
     garbage = client.patch(f"{P}/posts/{post}/reschedule", headers=auth(ALICE), json={"scheduled_at": "soon"})
@@ -145,7 +146,7 @@ def test_reschedule_takes_the_post_from_a_worker_holding_the_old_time(client, rt
         conn.execute(update(p).where(p.c.id == post).values(lease_owner="host.1:armed",
                                                             lease_until=utcnow() + timedelta(minutes=5)))
     response = client.patch(f"{P}/posts/{post}/reschedule", headers=auth(ALICE),
-                            json={"scheduled_at": "2099-03-04T05:06:07Z"})
+                            json={"scheduled_at": later(60, "%Y-%m-%dT%H:%M:%SZ")})
     assert response.status_code == 200
     with rt.engine.connect() as conn:
         row = conn.execute(select(p.c.status, p.c.lease_owner, p.c.lease_until).where(p.c.id == post)).one()

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from bridge.store.db import utcnow
 from tests.conftest import auth
 from tests.factories import add_account, add_video
+from tests.oauth_flow import finish
 
 P = "/wp-json/aurareels/v1/social"
 ALICE, BOB = 301, 302
@@ -76,9 +77,12 @@ def test_schedule_naive_time_is_read_in_site_zone(app, rt, setup):
     from bridge.app import create_app
 
     client = create_app(runtime=zoned).test_client()
+    today = utcnow().date()
+    july = today.replace(month=7, day=4) if today < today.replace(month=7, day=4) else today.replace(
+        year=today.year + 1, month=7, day=4)  # the next 4 July: summer time, within the year ahead
     answer = client.post(f"{P}/schedule", headers=auth(ALICE),
-                         json=body(setup, scheduled_at="2099-07-04 18:00:00")).get_json()
-    assert answer["posts"][0]["scheduled_at"] == "2099-07-04 22:00:00"  # EDT is UTC-4
+                         json=body(setup, scheduled_at=f"{july} 18:00:00")).get_json()
+    assert answer["posts"][0]["scheduled_at"] == f"{july} 22:00:00"  # EDT is UTC-4
 
 
 def test_schedule_in_the_past_is_refused(client, rt, setup):
@@ -179,8 +183,13 @@ def test_connect_allow_lists_the_account(client, rt):
     assert back.status_code == 302
     target = urlsplit(back.headers["Location"])
     assert target.netloc == "frontend.example" and target.path == "/dashboard/social-accounts"
-    assert parse_qs(target.query) == {"status": ["success"], "platform": ["tiktok"]}
+    query = parse_qs(target.query)
+    assert query["status"] == ["pending"] and query["platform"] == ["tiktok"] and len(query["link"][0]) >= 40
+    # nothing is attached until the dashboard confirms the link with the user's token
+    assert client.get(f"{P}/accounts", headers=auth(ALICE)).get_json()["accounts"] == []
+    confirmed = finish(client, back.headers["Location"], ALICE)
     accounts = client.get(f"{P}/accounts", headers=auth(ALICE)).get_json()["accounts"]
+    assert confirmed == accounts
     assert [a["platform"] for a in accounts] == ["tiktok"] and accounts[0]["token_expires_at"]
     # the stored token is encrypted, not the platform's value
     with rt.engine.connect() as conn:

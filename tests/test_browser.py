@@ -3,8 +3,10 @@
 The bridge serves real HTTP on a free port (sandbox platforms, the test MariaDB and Redis), with
 AURAREELS_PUBLIC_URL set to its own address, so the authorize URL it hands out opens the TikTok
 emulator's consent page under `/_sandbox/`. A second tiny server stands in for the dashboard
-(AURAREELS_FRONTEND_URL). The browser clicks Allow or Deny and follows the redirects; the test reads
-where the browser lands and what the API then lists.
+(AURAREELS_FRONTEND_URL) and confirms a pending link with its signed-in user's token, as the real
+dashboard does. The browser clicks Allow or Deny and follows the redirects; the test reads where the
+browser lands and what the API then lists. Without a dashboard of its own (`up`), the bridge's
+sandbox page takes the token and confirms.
 
 Needs the system's browser and its driver (installed by the test script) and the browser-driving
 test dependency; the test fails (not skips) without them, so a CI run cannot pass without a browser.
@@ -56,27 +58,58 @@ def _serve(app) -> tuple[object, str]:
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-@Request.application
-def dashboard(request: Request) -> Response:
-    """The stand-in for the AuraReels dashboard page the callback sends the browser to."""
-    items = "".join(f"<li><b>{escape(k)}</b>: <span id='{escape(k)}'>{escape(v)}</span></li>"
-                    for k, v in request.args.items())
-    return Response(f"<!doctype html><title>Social accounts</title><h1>Social accounts</h1><ul>{items}</ul>",
-                    content_type="text/html; charset=utf-8")
+class Dashboard:
+    """The stand-in for the AuraReels dashboard page the callback sends the browser to. Its visitor
+    is signed in as `user`; for a pending link it does what the real dashboard does: it confirms
+    the link with that user's token (from its server side) and shows the outcome in `#confirmed`."""
+
+    def __init__(self):
+        self.bridge_url = ""
+        self.user = USER
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        items = "".join(f"<li><b>{escape(k)}</b>: <span id='{escape(k)}'>{escape(v)}</span></li>"
+                        for k, v in request.args.items())
+        outcome = ""
+        if request.args.get("status") == "pending":
+            answer = httpx.post(f"{self.bridge_url}/wp-json/aurareels/v1/social/accounts/links/"
+                                f"{request.args['link']}/confirm", headers=auth(self.user), timeout=10)
+            body = answer.json()
+            outcome = ("connected: " + ", ".join(a["platform"] for a in body["accounts"]) if answer.status_code == 200
+                       else f"refused: {body['code']}")
+        page = (f"<!doctype html><title>Social accounts</title><h1>Social accounts</h1><ul>{items}</ul>"
+                f"<p id='confirmed'>{escape(outcome)}</p>")
+        return Response(page, content_type="text/html; charset=utf-8")(environ, start_response)
 
 
 @pytest.fixture
 def live(rt):
-    """The bridge and the dashboard on real ports; yields (bridge URL, dashboard URL)."""
+    """The bridge and the dashboard on real ports; yields (bridge URL, dashboard URL, dashboard)."""
     plugged = _Plugged()
     bridge_server, bridge_url = _serve(plugged)
-    front_server, front_url = _serve(dashboard)
+    front = Dashboard()
+    front.bridge_url = bridge_url
+    front_server, front_url = _serve(front)
     settings = rt.settings.with_overrides(public_url=bridge_url, frontend_url=front_url)
     plugged.app = create_app(runtime=Runtime.from_settings(settings, engine=rt.engine))
-    yield bridge_url, front_url
+    yield bridge_url, front_url, front
     for server in (bridge_server, front_server):
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def live_alone(rt):
+    """The bridge alone, as `up` runs it: the callback sends the browser to the bridge's own
+    sandbox stand-in of the dashboard page. Yields the bridge URL."""
+    plugged = _Plugged()
+    bridge_server, bridge_url = _serve(plugged)
+    settings = rt.settings.with_overrides(public_url=bridge_url, frontend_url=bridge_url)
+    plugged.app = create_app(runtime=Runtime.from_settings(settings, engine=rt.engine))
+    yield bridge_url
+    bridge_server.shutdown()
+    bridge_server.server_close()
 
 
 @pytest.fixture
@@ -102,8 +135,8 @@ def _wait(driver, condition, timeout: float = 20):
     return WebDriverWait(driver, timeout).until(condition)
 
 
-def _start_connect(bridge_url: str) -> dict:
-    answer = httpx.post(f"{bridge_url}/wp-json/aurareels/v1/social/accounts/connect/tiktok", headers=auth(USER),
+def _start_connect(bridge_url: str, user: int = USER) -> dict:
+    answer = httpx.post(f"{bridge_url}/wp-json/aurareels/v1/social/accounts/connect/tiktok", headers=auth(user),
                         json={}, timeout=10)
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -111,8 +144,8 @@ def _start_connect(bridge_url: str) -> dict:
     return body
 
 
-def _accounts(bridge_url: str) -> list[dict]:
-    answer = httpx.get(f"{bridge_url}/wp-json/aurareels/v1/social/accounts", headers=auth(USER), timeout=10)
+def _accounts(bridge_url: str, user: int = USER) -> list[dict]:
+    answer = httpx.get(f"{bridge_url}/wp-json/aurareels/v1/social/accounts", headers=auth(user), timeout=10)
     assert answer.status_code == 200, answer.text
     return answer.json()["accounts"]
 
@@ -131,19 +164,54 @@ def _consent_and_decide(browser, auth_url: str, button: str, screenshot: str | N
     return {"url": browser.current_url, "query": parse_qs(urlsplit(browser.current_url).query)}
 
 
-def test_allow_connects_the_account_and_lands_on_the_dashboard(live, browser):
-    bridge_url, front_url = live
+def test_allow_connects_the_account_once_the_dashboard_confirms(live, browser):
+    from selenium.webdriver.common.by import By
+
+    bridge_url, front_url, _ = live
     start = _start_connect(bridge_url)
     landed = _consent_and_decide(browser, start["auth_url"], "allow", f"{SCREENSHOTS}/aurareels-consent-tiktok.png")
-    assert landed["url"] == f"{front_url}/dashboard/social-accounts?status=success&platform=tiktok"
+    assert landed["url"].startswith(f"{front_url}/dashboard/social-accounts?status=pending&platform=tiktok&link=")
     assert "Social accounts" in browser.page_source  # the dashboard page rendered
+    assert browser.find_element(By.ID, "confirmed").text == "connected: tiktok"
     accounts = _accounts(bridge_url)
     assert [a["platform"] for a in accounts] == ["tiktok"]
     assert accounts[0]["is_active"] is True and accounts[0]["account_name"] and accounts[0]["token_expires_at"]
 
 
+def test_a_creator_approving_an_attackers_connect_links_nothing(live, browser):
+    """The attack: another user starts the connect and sends the consent link to a creator, whose
+    browser (signed in to the dashboard as the creator) approves it. The dashboard's confirmation
+    is refused, and neither user has the account."""
+    from selenium.webdriver.common.by import By
+
+    bridge_url, front_url, front = live
+    attacker = USER + 1
+    start = _start_connect(bridge_url, user=attacker)
+    landed = _consent_and_decide(browser, start["auth_url"], "allow")
+    assert landed["query"]["status"] == ["pending"]
+    assert browser.find_element(By.ID, "confirmed").text == "refused: link_not_found"
+    assert front.user == USER and _accounts(bridge_url) == [] and _accounts(bridge_url, attacker) == []
+
+
+def test_sandbox_stand_in_page_confirms_with_the_users_token(live_alone, browser):
+    """`up`'s path: the callback lands on the bridge's own sandbox page, where the demo token is
+    pasted and the link confirmed."""
+    from selenium.webdriver.common.by import By
+
+    bridge_url = live_alone
+    start = _start_connect(bridge_url)
+    _consent_and_decide(browser, start["auth_url"], "allow")
+    assert "status=pending" not in browser.current_url  # the page drops the link from the address
+    browser.find_element(By.ID, "token").send_keys(auth(USER)["Authorization"].split(" ", 1)[1])
+    browser.find_element(By.ID, "confirm-button").click()
+    result = _wait(browser, lambda d: (text := d.find_element(By.ID, "result").text) and text)
+    browser.save_screenshot(f"{SCREENSHOTS}/aurareels-sandbox-confirm.png")
+    assert result.startswith("Connected: "), result
+    assert [a["platform"] for a in _accounts(bridge_url)] == ["tiktok"]
+
+
 def test_deny_lands_on_the_dashboard_with_an_error(live, browser):
-    bridge_url, front_url = live
+    bridge_url, front_url, _ = live
     start = _start_connect(bridge_url)
     landed = _consent_and_decide(browser, start["auth_url"], "deny")
     assert landed["url"].startswith(f"{front_url}/dashboard/social-accounts?")
@@ -154,7 +222,7 @@ def test_deny_lands_on_the_dashboard_with_an_error(live, browser):
 def test_docs_page_renders_every_operation_offline(live, browser):
     from selenium.webdriver.common.by import By
 
-    bridge_url, _ = live
+    bridge_url, _, _ = live
     browser.get(f"{bridge_url}/docs")
     _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 20)
     rendered = {element.text.replace("\u200b", "") for element in

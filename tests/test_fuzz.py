@@ -34,7 +34,7 @@ from schemathesis.checks import (
 from bridge.config import PLATFORMS
 from bridge.store.db import utcnow
 from tests.conftest import INTERNAL_KEY, auth, base_env, make_jwt
-from tests.factories import add_account, add_post, add_video
+from tests.factories import add_account, add_post, add_video, later
 
 USER = 4242
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
@@ -253,7 +253,7 @@ def test_document_and_docs_page_are_served_under_every_prefix(client):
 def test_text_too_big_for_its_column_is_422_not_500(client, seeded, field, value):
     """Limits counted in characters let 4-byte characters overflow the WordPress TEXT columns
     (65,535 bytes); the schema counts the bytes too."""
-    body = {"video_job_id": seeded["video"], "accounts": seeded["accounts"], "scheduled_at": "2099-01-01 10:00:00",
+    body = {"video_job_id": seeded["video"], "accounts": seeded["accounts"], "scheduled_at": later(30),
             field: value}
     answer = client.post("/wp-json/aurareels/v1/social/schedule", headers=auth(USER), json=body)
     assert answer.status_code == 422, answer.get_data(as_text=True)[:300]

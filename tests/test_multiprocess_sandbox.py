@@ -155,7 +155,12 @@ def connect_in_browser(browser, url: str, platform: str) -> None:  # noqa: F811
     browser.get(auth_url)
     _wait(browser, lambda d: d.find_element(By.ID, "allow")).click()
     _wait(browser, lambda d: "/dashboard/social-accounts" in d.current_url)
-    landed(url, browser.current_url)
+    # the landing page drops a pending link from the address (it must not leak); the page holds it
+    links = browser.find_elements(By.ID, "link")
+    location = browser.current_url
+    if links:
+        location = f"{url}/dashboard/social-accounts?status=pending&platform={platform}&link={links[0].get_attribute('data-link')}"
+    landed(url, location)
 
 
 def publish_and_schedule(url: str, rt, marker: str, account_ids: list[int]) -> list[int]:

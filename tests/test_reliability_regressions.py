@@ -206,7 +206,9 @@ def test_two_first_connections_at_once_do_not_deadlock(rt):
         assert conn.execute(select(a.c.id)).all().__len__() == 2
 
 
-def test_callback_redirects_the_browser_even_when_storing_the_account_fails(client, rt):
+def test_callback_redirects_the_browser_even_when_storing_the_account_fails(client, rt, monkeypatch):
+    """With AURAREELS_OAUTH_CONFIRM=0 the callback stores the account itself (with the default, the
+    confirmation does: tests/test_security_wave2.py covers a failing store there)."""
     from urllib.parse import parse_qs, urlsplit
 
     from sqlalchemy import event
@@ -220,6 +222,7 @@ def test_callback_redirects_the_browser_even_when_storing_the_account_fails(clie
                                                   "UPDATE WP_AURAREELS_SOCIAL_ACCOUNTS")):
             raise OperationalError(statement, parameters, Exception("(1213, 'Deadlock found when trying to get lock')"))
 
+    monkeypatch.setattr(rt, "settings", rt.settings.with_overrides(oauth_confirm=False))
     start = _start(client, "tiktok", USER)
     params = _params(_consent(client, start["auth_url"]))
     event.listen(rt.engine, "before_cursor_execute", deadlock)

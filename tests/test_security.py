@@ -30,13 +30,15 @@ from bridge.app import API_PREFIX, create_app
 from bridge.config import PLATFORMS, Settings
 from bridge.platforms.media import MediaError, MediaSource, check_media_url
 from bridge.runtime import Runtime
-from bridge.services.oauth import STATE_TTL, _state_key
+from bridge.platforms.base import AccountProfile, TokenSet
+from bridge.services.oauth import STATE_TTL, _state_key, keep_pending_link
 from tests.conftest import FAKE_SECRETS, INTERNAL_KEY, JWT_SECRET, auth, base_env, make_jwt
-from tests.factories import add_account, add_post, add_video
+from tests.factories import add_account, add_post, add_video, later
 from tests.test_api_auth import CASES as JWT_CASES
 
 P = "/wp-json/aurareels/v1/social"
 ALICE, BOB, NOBODY = 701, 702, 703
+SOON, SOON_ISO = later(30), later(30, "%Y-%m-%dT%H:%M:%SZ")
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -66,6 +68,8 @@ def world(rt):
         ids[f"{who}_video"] = add_video(rt, user)
         ids[f"{who}_post"] = add_post(rt, user, account)
         ids[f"{who}_failed"] = add_post(rt, user, account, status="failed", error_code="transient")
+        ids[f"{who}_link"] = keep_pending_link(rt, user, "tiktok", [AccountProfile(
+            f"tt-new-{user}", f"new-{user}", TokenSet(access_token=f"act.pending-{user}"))])
     return ids
 
 
@@ -73,6 +77,7 @@ def world(rt):
 USER_ROUTES = {
     ("GET", "/accounts"): (None, None),
     ("POST", "/accounts/connect/<string:platform>"): (None, {}),
+    ("POST", "/accounts/links/<string:link>/confirm"): ("link", {}),
     ("POST", "/accounts/<int:account_id>/refresh"): ("account", {}),
     ("DELETE", "/accounts/<int:account_id>"): ("account", None),
     ("GET", "/accounts/<int:account_id>/quota"): ("account", None),
@@ -81,7 +86,7 @@ USER_ROUTES = {
     ("GET", "/posts"): (None, None),
     ("GET", "/posts/<int:post_id>"): ("post", None),
     ("DELETE", "/posts/<int:post_id>"): ("post", None),
-    ("PATCH", "/posts/<int:post_id>/reschedule"): ("post", {"scheduled_at": "2099-01-01 10:00:00"}),
+    ("PATCH", "/posts/<int:post_id>/reschedule"): ("post", {"scheduled_at": SOON}),
     ("POST", "/posts/<int:post_id>/retry"): ("failed", {}),
 }
 
@@ -112,10 +117,12 @@ def fill(route, owner: str, ids: dict, platform: str = "tiktok"):
         path = re.sub(r"<int:\w+>", str(ids[f"{owner}_post"]), path)
     elif kind == "failed":
         path = re.sub(r"<int:\w+>", str(ids[f"{owner}_failed"]), path)
+    elif kind == "link":
+        path = path.replace("<string:link>", ids[f"{owner}_link"])
     if body in ("publish", "schedule"):
         body = {"video_job_id": ids[f"{owner}_video"], "accounts": [ids[f"{owner}_account"]], "caption": "hi"}
         if route[1] == "/schedule":
-            body["scheduled_at"] = "2099-01-01T10:00:00Z"
+            body["scheduled_at"] = SOON_ISO
     return method, P + path, body
 
 
@@ -188,7 +195,7 @@ def test_valid_token_of_a_user_who_owns_nothing(client, rt, world, route):
     else:
         assert response.status_code == 404, response.get_data(as_text=True)
         assert answer["success"] is False and answer["code"] in ("post_not_found", "account_not_found",
-                                                                  "video_not_found")
+                                                                  "video_not_found", "link_not_found")
     assert snapshot(rt) == before
 
 
@@ -202,7 +209,8 @@ def test_other_users_ids_answer_404_and_change_nothing(client, rt, world, route)
     method, url, body = fill(route, "bob", world)
     response = call(client, method, url, body, auth(ALICE))
     assert response.status_code == 404, response.get_data(as_text=True)
-    assert response.get_json()["code"] in ("post_not_found", "account_not_found", "video_not_found")
+    assert response.get_json()["code"] in ("post_not_found", "account_not_found", "video_not_found",
+                                           "link_not_found")
     assert snapshot(rt) == before
     # the same route with Alice's own ids works (the 404 is about ownership, not the route)
     method, url, body = fill(route, "alice", world)
@@ -219,7 +227,7 @@ def test_publish_with_anyone_elses_video_or_account_creates_nothing(client, rt, 
                 "alice's video, alice's and bob's accounts": [world["alice_account"], world["bob_account"]]}[mix]
     body = {"video_job_id": video, "accounts": accounts, "caption": "x"}
     if route == "/schedule":
-        body["scheduled_at"] = "2099-01-01 10:00:00"
+        body["scheduled_at"] = SOON
     before = snapshot(rt)
     response = client.post(P + route, headers=auth(ALICE), json=body)
     assert response.status_code == 404 and response.get_json()["code"] in ("video_not_found", "account_not_found")
@@ -239,7 +247,7 @@ def test_internal_route_table(app):
                                                               ("GET", "/metrics")}
 
 
-INTERNAL_BODIES = {"/internal/publish-scheduled": {"post_id": 1, "scheduled_at": "2099-01-01T10:00:00Z"},
+INTERNAL_BODIES = {"/internal/publish-scheduled": {"post_id": 1, "scheduled_at": SOON_ISO},
                    "/metrics": None}
 BAD_KEYS = {
     "no key": {},
@@ -317,6 +325,12 @@ def _params(location: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
+def _confirm(client, landed: dict, user: int):
+    """What the dashboard does with a pending link: confirm it with its user's token."""
+    assert landed["status"] == "pending" and landed["link"], landed
+    return client.post(f"{P}/accounts/links/{landed['link']}/confirm", headers=auth(user))
+
+
 def _accounts_of(rt, user_id) -> list:
     a = rt.tables.accounts
     with rt.engine.connect() as conn:
@@ -326,7 +340,7 @@ def _accounts_of(rt, user_id) -> list:
 def test_oauth_state_is_single_use_and_a_replay_stores_nothing_more(client, rt):
     start = _start(client, "tiktok", ALICE)
     params = _params(_consent(client, start["auth_url"]))
-    assert _callback(client, "tiktok", params)["status"] == "success"
+    assert _confirm(client, _callback(client, "tiktok", params), ALICE).status_code == 200
     stored = _accounts_of(rt, ALICE)
     assert len(stored) == 1
     again = _callback(client, "tiktok", params)
@@ -335,11 +349,13 @@ def test_oauth_state_is_single_use_and_a_replay_stores_nothing_more(client, rt):
 
 
 def test_oauth_state_binds_the_account_to_the_user_who_started(client, rt):
-    """The callback carries no login: whoever's browser opens it, the account goes to the user who
-    started the connection. Bob opening Alice's callback (or sending her one) links nothing to Bob."""
+    """The callback carries no login: whoever's browser opens it, the account can only go to the user
+    who started the connection. Bob opening Alice's callback links nothing to Bob."""
     start = _start(client, "tiktok", ALICE)
     params = _params(_consent(client, start["auth_url"]))
-    assert _callback(client, "tiktok", params, headers=auth(BOB))["status"] == "success"
+    landed = _callback(client, "tiktok", params, headers=auth(BOB))
+    assert _confirm(client, landed, BOB).status_code == 404
+    assert _confirm(client, landed, ALICE).status_code == 200
     assert len(_accounts_of(rt, ALICE)) == 1 and _accounts_of(rt, BOB) == []
     assert client.get(f"{P}/accounts", headers=auth(BOB)).get_json()["accounts"] == []
 
@@ -358,7 +374,7 @@ def test_oauth_code_of_one_login_with_the_state_of_another_user_is_refused(clien
 def test_oauth_spent_code_of_one_user_with_the_state_of_another_is_refused(client, rt):
     alice = _start(client, "tiktok", ALICE)
     params = _params(_consent(client, alice["auth_url"]))
-    assert _callback(client, "tiktok", params)["status"] == "success"
+    assert _callback(client, "tiktok", params)["status"] == "pending"
     bob = _start(client, "tiktok", BOB)
     assert _callback(client, "tiktok", {"code": params["code"], "state": bob["state"]})["status"] == "error"
     assert _accounts_of(rt, BOB) == []
@@ -401,7 +417,7 @@ def test_oauth_missing_or_unknown_state_is_refused(client, rt, state):
 def test_oauth_code_replayed_with_a_fresh_state_is_refused(client, rt):
     first = _start(client, "tiktok", ALICE)
     params = _params(_consent(client, first["auth_url"]))
-    assert _callback(client, "tiktok", params)["status"] == "success"
+    assert _confirm(client, _callback(client, "tiktok", params), ALICE).status_code == 200
     stored = _accounts_of(rt, ALICE)
     second = _start(client, "tiktok", ALICE)
     answer = _callback(client, "tiktok", {"code": params["code"], "state": second["state"]})
@@ -652,7 +668,7 @@ def test_nested_options_inside_a_valid_body_are_not_a_500(client, rt, world, dep
         node["n"] = {}
         node = node["n"]
     response = client.post(f"{P}/schedule", headers=auth(ALICE),
-                           json=_publish_body(world, scheduled_at="2099-01-01 10:00:00", options=options))
+                           json=_publish_body(world, scheduled_at=SOON, options=options))
     assert response.status_code < 500, response.get_data(as_text=True)[:300]
 
 
@@ -672,7 +688,7 @@ def test_nested_options_inside_a_valid_body_are_not_a_500(client, rt, world, dep
 def test_huge_fields_are_clean_422(client, rt, world, route, field, value):
     body = _publish_body(world, **{field: value})
     if route == "/schedule":
-        body["scheduled_at"] = "2099-01-01 10:00:00"
+        body["scheduled_at"] = SOON
     response = client.post(P + route, headers=auth(ALICE), json=body)
     assert response.status_code in (404, 422), (field, response.status_code, response.get_data(as_text=True)[:300])
     answer = response.get_json()
@@ -687,7 +703,7 @@ def test_caption_at_the_schema_limit_in_four_byte_characters_is_not_a_500(client
     account = add_account(rt, ALICE, "facebook", account_id="fb-page-1")
     response = client.post(f"{P}/schedule", headers=auth(ALICE), json={
         "video_job_id": world["alice_video"], "accounts": [account], "caption": "😀" * 20_000,
-        "scheduled_at": "2099-01-01 10:00:00"})
+        "scheduled_at": SOON})
     assert response.status_code == 422, response.get_data(as_text=True)[:300]
     assert response.get_json()["success"] is False
     assert count(rt, rt.tables.posts) == 4
@@ -782,7 +798,8 @@ def test_flows_with_tokens_and_errors_leak_no_secret(client, rt, secret_watch):
     issued_before = len(secret_watch.issued)
     for platform in PLATFORMS:
         start = _start(client, platform, ALICE)
-        assert _callback(client, platform, _params(_consent(client, start["auth_url"])))["status"] == "success"
+        landed = _callback(client, platform, _params(_consent(client, start["auth_url"])))
+        assert _confirm(client, landed, ALICE).status_code == 200
     assert len(secret_watch.issued) > issued_before
     accounts = client.get(f"{P}/accounts", headers=auth(ALICE)).get_json()["accounts"]
     assert len(accounts) >= len(PLATFORMS)
@@ -798,7 +815,7 @@ def test_flows_with_tokens_and_errors_leak_no_secret(client, rt, secret_watch):
         sandbox.faults[platform].remove(fault)
     video = add_video(rt, ALICE)
     client.post(f"{P}/schedule", headers=auth(ALICE), json={"video_job_id": video, "accounts": [a["id"] for a in accounts],
-                                                          "caption": "secrets?", "scheduled_at": "2099-01-01 10:00"})
+                                                          "caption": "secrets?", "scheduled_at": SOON})
     client.get(f"{P}/posts", headers=auth(ALICE))
     client.get(f"{P}/accounts", headers={"Authorization": f"Bearer {JWT_SECRET}"})
     client.post(f"{P}/internal/publish-scheduled", headers={"X-API-Key": INTERNAL_KEY + "-wrong"}, json={})

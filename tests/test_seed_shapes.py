@@ -16,6 +16,7 @@ import pytest
 
 from bridge.store.db import utcnow
 from tests.conftest import auth
+from tests.oauth_flow import finish
 from tests.factories import add_account, add_post, add_video
 
 P = "/wp-json/aurareels/v1/social"
@@ -129,8 +130,9 @@ def connect_tiktok(client, user_id: int = USER) -> int:
     consent = client.post(path, data={**fields, "decision": "allow", "sandbox_user": "creator-seed"})
     back = urlsplit(consent.headers["Location"])
     done = client.get(f"{back.path}?{back.query}")
-    assert parse_qs(urlsplit(done.headers["Location"]).query)["status"] == ["success"], done.headers["Location"]
-    accounts = client.get(f"{P}/accounts?platform=tiktok", headers=auth(user_id)).get_json()["accounts"]
+    # the pending link of the callback, confirmed as the dashboard does (AURAREELS_OAUTH_CONFIRM=1)
+    accounts = finish(client, done.headers["Location"], user_id)
+    assert [a["platform"] for a in accounts] == ["tiktok"]
     return accounts[0]["id"]
 
 
@@ -173,7 +175,7 @@ def test_callback_redirects_as_the_seed_shows(client):
     assert target.path == "/dashboard/social-accounts"
     query = parse_qs(target.query)
     assert query["status"] == ["error"] and query["message"][0]
-    connect_tiktok(client)  # asserts status=success (and platform) on the way
+    connect_tiktok(client)  # asserts status=pending (and its confirmation) on the way
 
 
 def test_refresh(client, world):

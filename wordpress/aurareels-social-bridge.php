@@ -60,16 +60,23 @@ if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 		return array(
 			'/accounts'                                 => array( 'GET' ),
 			'/accounts/connect/(?P<platform>[^/]+)'     => array( 'POST' ),
+			'/accounts/links/(?P<link>[^/]+)/confirm'   => array( 'POST' ),
 			'/callback/(?P<platform>[^/]+)'             => array( 'GET' ),
 			'/accounts/(?P<id>[^/]+)/refresh'           => array( 'POST' ),
 			'/accounts/(?P<id>[^/]+)'                   => array( 'DELETE' ),
 			'/accounts/(?P<id>[^/]+)/quota'             => array( 'GET' ),
+			'/accounts/(?P<id>[^/]+)/options'           => array( 'GET' ),
 			'/publish'                                  => array( 'POST' ),
 			'/schedule'                                 => array( 'POST' ),
 			'/posts'                                    => array( 'GET' ),
-			'/posts/(?P<id>[^/]+)'                      => array( 'GET', 'DELETE' ),
+			'/posts/(?P<id>[^/]+)'                      => array( 'GET', 'PATCH', 'DELETE' ),
 			'/posts/(?P<id>[^/]+)/reschedule'           => array( 'PATCH' ),
 			'/posts/(?P<id>[^/]+)/retry'                => array( 'POST' ),
+			'/posts/(?P<id>[^/]+)/publish'              => array( 'POST' ),
+			'/posts/(?P<id>[^/]+)/schedule'             => array( 'POST' ),
+			'/drafts'                                   => array( 'POST' ),
+			'/validate'                                 => array( 'POST' ),
+			'/platforms'                                => array( 'GET' ),
 			'/webhooks/tiktok'                          => array( 'POST' ),
 			'/webhooks/meta'                            => array( 'GET', 'POST' ),
 			'/health'                                   => array( 'GET' ),
@@ -359,6 +366,29 @@ if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 	}
 
 	/**
+	 * No JSONP on the proxied routes. WordPress answers `?_jsonp=cb` on any REST route with
+	 * JavaScript that calls `cb(...)` with the answer: a page on another site could include the URL in a
+	 * <script> tag and read a signed-in visitor's answers from the site's origin. WordPress then
+	 * refuses the call with 400 rest_callback_disabled instead. Other namespaces keep the site's setting.
+	 *
+	 * @param bool $enabled Whether JSONP is enabled (the site's setting so far).
+	 * @return bool
+	 */
+	function aurareels_social_bridge_jsonp_enabled( $enabled ) {
+		$route = '';
+		if ( isset( $GLOBALS['wp'] ) && is_object( $GLOBALS['wp'] ) && isset( $GLOBALS['wp']->query_vars['rest_route'] ) ) {
+			$route = (string) $GLOBALS['wp']->query_vars['rest_route'];
+		} elseif ( isset( $_GET['rest_route'] ) ) { // phpcs:ignore WordPress.Security.NonceVerification -- read only, to name the route.
+			$route = (string) wp_unslash( $_GET['rest_route'] ); // phpcs:ignore WordPress.Security.NonceVerification,WordPress.Security.ValidatedSanitizedInput
+		}
+		// WordPress matches routes without regard to case and tolerates extra leading slashes.
+		if ( preg_match( '#^/*' . preg_quote( AURAREELS_SOCIAL_BRIDGE_NAMESPACE, '#' ) . '(/|$)#i', $route ) ) {
+			return false;
+		}
+		return $enabled;
+	}
+
+	/**
 	 * WordPress checks a request before its callback runs (it parses a JSON body and answers bad JSON
 	 * with its own rest_invalid_json). On these routes the bridge is the judge, in its own envelope:
 	 * the request goes on to the proxy whatever WordPress thought of it.
@@ -622,5 +652,6 @@ $tail";
 	add_filter( 'rest_exposed_cors_headers', 'aurareels_social_bridge_cors_expose' );
 	add_filter( 'rest_request_before_callbacks', 'aurareels_social_bridge_before_callbacks', 10, 2 );
 	add_filter( 'rest_pre_serve_request', 'aurareels_social_bridge_serve_raw', 10, 3 );
+	add_filter( 'rest_jsonp_enabled', 'aurareels_social_bridge_jsonp_enabled', 99 );
 
 endif;

@@ -1,4 +1,4 @@
-"""Accounts: list, connect, callback, refresh, disconnect, quota."""
+"""Accounts: list, connect, callback, pending-link confirmation, refresh, disconnect, quota."""
 from __future__ import annotations
 
 from flask import redirect, request
@@ -6,6 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bridge.api.deps import UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.ratelimit import RATE_LIMITED, rate_limited
 from bridge.config import PLATFORMS
 from bridge.errors import NotFound
 from bridge.schemas.accounts import (
@@ -58,10 +59,11 @@ class Accounts(MethodView):
 
 @blp.route("/accounts/connect/<string:platform>")
 class Connect(MethodView):
-    decorators = [user_required]
+    decorators = [user_required, rate_limited()]
 
     @blp.response(200, ConnectSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Unknown platform")
+    @blp.alt_response(429, **RATE_LIMITED)
     @blp.alt_response(503, schema=ErrorSchema, description="Platform not configured on this site")
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[PLATFORM_PARAM])
@@ -72,13 +74,29 @@ class Connect(MethodView):
 
 @blp.route("/callback/<string:platform>")
 class Callback(MethodView):
-    @blp.response(302, description="Redirect to the dashboard with status=success or status=error&message=...")
+    @blp.response(302, description="Redirect to the dashboard with status=pending&platform=P&link=L (confirm L with "
+                                   "POST /accounts/links/{link}/confirm), status=success&platform=P when "
+                                   "AURAREELS_OAUTH_CONFIRM=0, or status=error&platform=P&message=...")
     @blp.doc(parameters=[CALLBACK_PLATFORM, *CALLBACK_QUERY])
     def get(self, platform):
         """OAuth redirect target (the platform sends the browser here)"""
         rt = runtime()
         result = oauth.finish_connect(rt, platform, request.args.to_dict())
         return redirect(oauth.frontend_redirect(rt, result), code=302)
+
+
+@blp.route("/accounts/links/<string:link>/confirm")
+class ConfirmLink(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, AccountListSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Unknown, expired (15 minutes), already used, or started "
+                                                           "by another user")
+    @blp.alt_response(401, **UNAUTHORIZED)
+    @blp.doc(security=USER_SECURITY)
+    def post(self, link):
+        """Attach the account(s) of a pending connect to the signed-in user, who must be the one who called connect"""
+        return {"success": True, "accounts": account_service.confirm_link(runtime(), current_user_id(), link)}
 
 
 @blp.route("/accounts/<int:account_id>/refresh")

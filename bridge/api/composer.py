@@ -5,6 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bridge.api.deps import INVALID_JSON, UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.ratelimit import RATE_LIMITED, rate_limited
 from bridge.api.posts import _time
 from bridge.schemas.accounts import PlatformsSchema
 from bridge.schemas.common import ErrorSchema
@@ -16,13 +17,14 @@ blp = Blueprint("composer", __name__, url_prefix="/aurareels/v1/social", descrip
 
 @blp.route("/validate")
 class Validate(MethodView):
-    decorators = [user_required]
+    decorators = [user_required, rate_limited()]
 
     @blp.arguments(ValidateSchema)
     @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, ValidationSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
     @blp.alt_response(422, schema=ErrorSchema, description="The body is not valid")
+    @blp.alt_response(429, **RATE_LIMITED)
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def post(self, body):

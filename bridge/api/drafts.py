@@ -6,6 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bridge.api.deps import INVALID_JSON, UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.ratelimit import RATE_LIMITED, rate_limited
 from bridge.api.posts import IDEMPOTENCY, _time
 from bridge.schemas.common import ErrorSchema
 from bridge.schemas.posts import CreatedPostsSchema, DraftSchema, PostChangedSchema, RescheduleSchema
@@ -16,7 +17,7 @@ blp = Blueprint("drafts", __name__, url_prefix="/aurareels/v1/social", descripti
 
 @blp.route("/drafts")
 class Drafts(MethodView):
-    decorators = [user_required]
+    decorators = [user_required, rate_limited()]
 
     @blp.arguments(DraftSchema)
     @blp.alt_response(400, **INVALID_JSON)
@@ -24,6 +25,7 @@ class Drafts(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
     @blp.alt_response(422, schema=ErrorSchema, description="Options or a first comment no platform takes, or the "
                                                             "video has no MP4 yet")
+    @blp.alt_response(429, **RATE_LIMITED)
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[IDEMPOTENCY])
     def post(self, body):

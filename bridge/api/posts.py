@@ -6,6 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from bridge.api.deps import INVALID_JSON, UNAUTHORIZED, USER_SECURITY, current_user_id, runtime, user_required
+from bridge.api.ratelimit import RATE_LIMITED, rate_limited
 from bridge.errors import ValidationFailed
 from bridge.schemas.common import ErrorSchema, MessageSchema
 from bridge.schemas.posts import (
@@ -39,7 +40,7 @@ def _time(raw: str, field: str):
 
 @blp.route("/publish")
 class Publish(MethodView):
-    decorators = [user_required]
+    decorators = [user_required, rate_limited()]
 
     @blp.arguments(PublishSchema)
     @blp.alt_response(400, **INVALID_JSON)
@@ -47,6 +48,7 @@ class Publish(MethodView):
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
     @blp.alt_response(409, schema=ErrorSchema, description="An account must be connected again")
     @blp.alt_response(422, schema=ErrorSchema, description="The content does not fit a platform")
+    @blp.alt_response(429, **RATE_LIMITED)
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[IDEMPOTENCY])
     def post(self, body):
@@ -57,14 +59,15 @@ class Publish(MethodView):
 
 @blp.route("/schedule")
 class Schedule(MethodView):
-    decorators = [user_required]
+    decorators = [user_required, rate_limited()]
 
     @blp.arguments(ScheduleSchema)
     @blp.alt_response(400, **INVALID_JSON)
     @blp.response(200, CreatedPostsSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Video or account not found")
     @blp.alt_response(409, schema=ErrorSchema, description="An account must be connected again")
-    @blp.alt_response(422, schema=ErrorSchema, description="Bad time or content")
+    @blp.alt_response(422, schema=ErrorSchema, description="Bad time, more than 365 days ahead, or content")
+    @blp.alt_response(429, **RATE_LIMITED)
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY, parameters=[IDEMPOTENCY])
     def post(self, body):

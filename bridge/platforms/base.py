@@ -59,12 +59,15 @@ class TokenSet:
     def expiry(seconds: Any, now: datetime | None = None) -> datetime | None:
         try:
             value = int(seconds)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
         if value <= 0:
             return None
         base = now or datetime.now(timezone.utc).replace(tzinfo=None)
-        return (base + timedelta(seconds=value)).replace(microsecond=0)
+        try:
+            return (base + timedelta(seconds=value)).replace(microsecond=0)
+        except OverflowError:  # a lifetime past year 9999 is no expiry we can store
+            return None
 
 
 @dataclass
@@ -740,7 +743,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
             except (TypeError, ValueError):
                 return None
     reset = response.headers.get("x-rate-limit-reset")
-    if reset and reset.isdigit():
+    if reset and reset.isascii() and reset.isdigit() and len(reset) <= 12:  # int() refuses 4,300 digits and more
         return max(0.0, int(reset) - datetime.now(timezone.utc).timestamp())
     return None
 

@@ -15,6 +15,8 @@ Messages never include tokens: they are built from the platform's error fields o
 """
 from __future__ import annotations
 
+import math
+
 
 class PlatformError(Exception):
     retryable = False
@@ -46,9 +48,14 @@ class RateLimited(PlatformError):
     retryable = True
     default_code = "rate_limited"
 
+    # the longest wait believed: a wait becomes a time later on, and a platform's (or a hostile
+    # proxy's) infinity or centuries would overflow it
+    MAX_WAIT = 7 * 86400.0
+
     def __init__(self, message: str, *, retry_after: float = 60.0, **kw):
         super().__init__(message, **kw)
-        self.retry_after = max(0.0, float(retry_after))
+        wait = float(retry_after)
+        self.retry_after = 60.0 if math.isnan(wait) else min(max(0.0, wait), self.MAX_WAIT)
 
 
 class Rejected(PlatformError):

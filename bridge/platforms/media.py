@@ -1,18 +1,35 @@
-"""Reading the creator's video from its URL without holding it in memory.
+"""Reading the creator's media from its URL, bounded in size, time and form.
 
-`MediaSource` learns size, type and duration with two small Range reads (the MP4 `mvhd` box holds
+`MediaSource` learns size, type and duration from the head of the file (the MP4 `mvhd` box holds
 the duration, at the head of a fast-start file or at its tail), then streams any byte range in
-small pieces for chunked uploads. Every URL, and every redirect hop, passes the SSRF guard: only
-http(s), and no loopback, private, link-local or reserved address unless the host is listed in
-`AURAREELS_MEDIA_HOSTS_ALLOWED` (sandbox mode also allows loopback and the sandbox media host).
+small pieces for chunked uploads. Whoever serves the file, every read is bounded:
+
+* no content decoding: `Accept-Encoding: identity` is asked for, and a body sent encoded anyway is
+  refused (`media_encoded`), never decompressed: a small gzip body can inflate to gigabytes;
+* a byte cap: nothing past `AURAREELS_MEDIA_MAX_BYTES` of a file is read, and a file announced
+  larger is refused unread (`media_too_large`). A platform's own, lower limit is checked against
+  the probed size before anything is queued, and every chunked upload declares that size to the
+  platform before a byte is read, so no read goes past what the platform takes;
+* time: a whole-transfer deadline, and a minimum average rate once a short grace has passed,
+  counted on the time spent waiting for the media server (`media_too_slow`): a server dripping a
+  byte a second holds a worker for the grace, not for the job's whole timeout;
+* the probe reads at most its head (and tail), streaming and then closing the connection, even
+  from a server that ignores `Range` and sends the whole file; a range read from such a server
+  reads the stream once, skipping to the offset, instead of failing.
+
+Every URL, and every redirect hop, passes the SSRF guard: only http(s), and no loopback, private,
+link-local or reserved address unless the host is listed in `AURAREELS_MEDIA_HOSTS_ALLOWED`
+(sandbox mode also allows loopback and the sandbox media host).
 """
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 import struct
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterator
 from urllib.parse import urljoin, urlsplit
 
@@ -22,13 +39,23 @@ import httpx
 from bridge.config import Settings
 from bridge.platforms.base import MediaInfo
 from bridge.platforms.errors import Rejected, Transient
+from bridge.logs import redact
 from bridge.platforms.http import PlatformHttp
+
+log = logging.getLogger("bridge.platforms.media")
 
 SANDBOX_MEDIA_HOST = "media.sandbox.aurareels.test"
 PIECE = 256 * 1024
 _HEAD = 64 * 1024
 _TAIL = 1024 * 1024
 _MAX_REDIRECTS = 5
+# Time bounds of every media read, counted on the time spent waiting for the media server.
+PROBE_SECONDS = 20.0  # whole-transfer deadline of the head (or tail) of a probe
+RANGE_SECONDS = 300.0  # whole-transfer deadline of one range read (an upload chunk is at most 64 MB)
+SKIP_RATE = 8 * 1024 * 1024  # bytes a second allowed on top for skipping to a range a server would not serve
+MIN_RATE = 64 * 1024  # bytes a second, on average, once the grace has passed
+GRACE_SECONDS = 10.0
+READ_TIMEOUT = 20.0  # the longest silence between two reads
 
 
 class MediaError(Rejected):
@@ -107,7 +134,10 @@ def _checked(http: PlatformHttp) -> PlatformHttp:
     def checked_client_for(url: str) -> httpx.Client:
         client = client_for(url)
         pool = getattr(getattr(client, "_transport", None), "_pool", None)
-        if pool is not None and not isinstance(getattr(pool, "_network_backend", None), _CheckedConnections):
+        backend = getattr(pool, "_network_backend", None)
+        # the client is shared by the process: its guard follows the settings of the caller (one
+        # set in a deployment; tests switch between sandbox and production rules)
+        if pool is not None and not (isinstance(backend, _CheckedConnections) and backend.settings == http.settings):
             pool._network_backend = _CheckedConnections(http.settings)
         return client
 
@@ -178,11 +208,40 @@ class _ProbeCache:
 _probes = _ProbeCache()
 
 
+class _Pace:
+    """The time one transfer may keep us waiting on a media server: a whole-transfer deadline, and
+    once the grace has passed a minimum average rate. Only time spent waiting for the server
+    counts (connecting, headers, each read), not the time the reader spends elsewhere (sending the
+    bytes on to a platform)."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.waited = 0.0
+        self.received = 0
+
+    def count(self, seconds: float, nbytes: int) -> None:
+        self.waited += seconds
+        self.received += nbytes
+        if self.waited > self.deadline:
+            raise Transient(f"The video server did not finish sending within {self.deadline:.0f} s.",
+                            code="media_too_slow")
+        if self.waited > GRACE_SECONDS and self.received < MIN_RATE * self.waited:
+            raise Transient(f"The video server sends slower than {MIN_RATE // 1024} KiB/s; the bridge gave up on it.",
+                            code="media_too_slow")
+
+
 class MediaSource:
+    """One media file behind a URL. `probe()` reads its head (and tail); `iter_range()` streams a
+    byte range. Both are bounded as the module describes; failures are `MediaError` (the file or its
+    server is unusable: don't retry) or `Transient` (it may work later)."""
+
     def __init__(self, settings: Settings, url: str, http: PlatformHttp | None = None):
         self.settings = settings
         self.url = url
         self.http = _checked(http or PlatformHttp(settings, "media"))
+        self.max_bytes = settings.media_max_bytes
+        self.timeout = httpx.Timeout(connect=10.0, read=min(settings.http_timeout, READ_TIMEOUT), write=10.0,
+                                     pool=10.0)
         self._resolved: str | None = None
         self.info: MediaInfo | None = None
 
@@ -190,33 +249,50 @@ class MediaSource:
         """Follow redirects by hand, checking every hop; return the final URL."""
         if self._resolved:
             return self._resolved
-        self._follow("bytes=0-0")
+        with self._follow(0, 0, _Pace(PROBE_SECONDS)):
+            pass
         return self._resolved
 
-    def _follow(self, byte_range: str) -> httpx.Response:
-        """GET `byte_range` of the video, following redirects by hand and checking every hop;
-        remembers the final URL and returns its answer."""
+    @contextmanager
+    def _get(self, url: str, first: int, last: int, pace: _Pace) -> Iterator[httpx.Response]:
+        """An open, unread answer to a GET of bytes first..last of `url`; transport failures become
+        `Transient`. The body is read only through `_read`, so nothing is ever decoded or buffered."""
+        started = time.monotonic()
+        try:
+            headers = {"Range": f"bytes={first}-{last}", "Accept-Encoding": "identity"}
+            with self.http.stream("GET", url, timeout=self.timeout, headers=headers) as response:
+                log.info("GET %s -> %s in %sms", redact(url.split("?", 1)[0]), response.status_code,
+                         round((time.monotonic() - started) * 1000, 1), extra={"platform": "media"})
+                pace.count(time.monotonic() - started, 0)
+                yield response
+        except httpx.TimeoutException:
+            raise Transient("The video server did not answer in time.", code="media_timeout") from None
+        except httpx.TransportError:
+            raise Transient("The video server could not be reached or dropped the connection.",
+                            code="media_unreachable") from None
+
+    @contextmanager
+    def _follow(self, first: int, last: int, pace: _Pace) -> Iterator[httpx.Response]:
+        """`_get` of the video, following redirects by hand and checking every hop; remembers the
+        final URL and yields its (successful) answer."""
         url = self.url
         for _ in range(_MAX_REDIRECTS + 1):
             check_media_url(url, self.settings)
-            response = self.http.request("GET", url, headers={"Range": byte_range})
-            if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
-                url = urljoin(url, response.headers["Location"])
-                continue
-            if response.status_code >= 400:
-                if response.status_code >= 500:
-                    raise Transient("The video server had a temporary problem.", code="media_unavailable",
-                                    http_status=response.status_code)
-                raise MediaError(f"The video could not be read (HTTP {response.status_code}); check that it is "
-                                 f"public.", http_status=response.status_code)
-            self._resolved = url
-            return response
+            with self._get(url, first, last, pace) as response:
+                location = response.headers.get("Location")
+                if not (response.status_code in (301, 302, 303, 307, 308) and location):
+                    _raise_for_status(response)
+                    self._resolved = url
+                    yield response
+                    return
+            url = urljoin(url, location)
         raise MediaError("The video address redirects too many times.", code="media_url_forbidden")
 
     def probe(self, ahead: bool = False) -> MediaInfo:
         """Size, type and duration of the video; the read of its head also resolves the address.
-        With `ahead` the result is kept for one later probe of the same URL in this process
-        (within `PROBE_TTL` seconds), which then reads nothing."""
+        Reads at most the head (and, for a file whose `mvhd` box is at its end, the tail) whatever
+        the server sends. With `ahead` the result is kept for one later probe of the same URL in
+        this process (within `PROBE_TTL` seconds), which then reads nothing."""
         if self.info is not None and not ahead:
             return self.info
         key = self._cache_key()
@@ -224,27 +300,38 @@ class MediaSource:
         if cached is not None:
             self._resolved, self.info = cached
             return self.info
-        if self._resolved:
-            response = self.http.request("GET", self._resolved, headers={"Range": f"bytes=0-{_HEAD - 1}"})
-        else:
-            response = self._follow(f"bytes=0-{_HEAD - 1}")
+        pace = _Pace(PROBE_SECONDS)
+        opened = self._get(self._resolved, 0, _HEAD - 1, pace) if self._resolved else self._follow(0, _HEAD - 1, pace)
+        with opened as response:
+            _raise_for_status(response)
+            ranged = response.status_code == 206
+            size = _total_size(response)
+            self._check(response, size)
+            content_type = response.headers.get("Content-Type")
+            head = b"".join(_read(response, pace, 0, _HEAD))
         url = self._resolved
-        if response.status_code not in (200, 206):
-            raise MediaError(f"The video could not be read (HTTP {response.status_code}).",
-                             http_status=response.status_code)
-        head = response.content[:_HEAD]
-        size = _total_size(response)
-        content_type = response.headers.get("Content-Type")
         duration = mp4_duration(head)
-        if duration is None and size and size > len(head):
+        # a server that ignores Range would send the whole file again for its tail: not read
+        if duration is None and ranged and size and size > len(head):
             start = max(0, size - _TAIL)
-            tail = self.http.request("GET", url, headers={"Range": f"bytes={start}-{size - 1}"})
-            if tail.status_code == 206:
-                duration = mp4_duration(tail.content, search_anywhere=True)
+            tail_pace = _Pace(PROBE_SECONDS)
+            with self._get(url, start, size - 1, tail_pace) as tail:
+                if tail.status_code == 206 and _range_start(tail) == start and _identity(tail):
+                    duration = mp4_duration(b"".join(_read(tail, tail_pace, 0, size - start)), search_anywhere=True)
         self.info = MediaInfo(size=size, content_type=content_type, duration_sec=duration)
         if ahead:
             _probes.put(key, (url, self.info))
         return self.info
+
+    def _check(self, response: httpx.Response, size: int | None) -> None:
+        """Refuse an encoded body (never decoded here) and a file larger than the cap."""
+        if not _identity(response):
+            raise MediaError(f"The video server sent the file compressed "
+                             f"({response.headers.get('Content-Encoding', '')[:40]}); serve it as it is.",
+                             code="media_encoded")
+        if size is not None and size > self.max_bytes:
+            raise MediaError(f"The file is {size / 1e6:,.0f} MB; the bridge reads media files of up to "
+                             f"{self.max_bytes / 1e6:,.0f} MB.", code="media_too_large")
 
     def _cache_key(self) -> tuple:
         # what was fetchable under one set of rules says nothing about another
@@ -252,14 +339,63 @@ class MediaSource:
         return self.url, s.sandbox, tuple(s.media_hosts_allowed), tuple(sorted(dict(s.host_map).items()))
 
     def iter_range(self, start: int, end: int, piece: int = PIECE) -> Iterator[bytes]:
-        """Stream bytes start..end (inclusive) in pieces of at most `piece` bytes."""
+        """Stream bytes start..end (inclusive) in pieces of at most `piece` bytes. From a server
+        that ignores `Range` the stream is read once from its beginning, skipping to `start`."""
+        if end >= self.max_bytes:
+            raise MediaError(f"The file is larger than the {self.max_bytes / 1e6:,.0f} MB the bridge reads.",
+                             code="media_too_large")
         url = self.resolve()
-        with self.http.stream("GET", url, headers={"Range": f"bytes={start}-{end}"}) as response:
-            if response.status_code != 206:
-                raise MediaError(f"The video server does not serve byte ranges (HTTP {response.status_code}).",
-                                 code="media_range_unsupported")
-            for block in response.iter_bytes(piece):
-                yield block
+        pace = _Pace(RANGE_SECONDS)
+        with self._get(url, start, end, pace) as response:
+            if response.status_code == 200:
+                pace.deadline += start / SKIP_RATE  # the bytes before `start` come first
+            _raise_for_status(response)
+            self._check(response, _total_size(response))
+            if response.status_code == 206:
+                if _range_start(response) != start:
+                    raise MediaError("The video server answered with other bytes than the ones asked for.",
+                                     code="media_range_mismatch")
+                skip = 0
+            else:
+                skip = start
+            for block in _read(response, pace, skip, end - start + 1):
+                for offset in range(0, len(block), piece):
+                    yield block[offset:offset + piece]
+
+
+def _read(response: httpx.Response, pace: _Pace, skip: int, length: int) -> Iterator[bytes]:
+    """Up to `length` raw body bytes after the first `skip`, never decoded, each read paced;
+    stops reading (the connection is then closed, not drained) once they are in."""
+    stream = response.iter_raw()
+    position, stop = 0, skip + length
+    while position < stop:
+        started = time.monotonic()
+        block = next(stream, None)
+        if block is None:
+            return
+        pace.count(time.monotonic() - started, len(block))
+        low, high = max(skip - position, 0), min(len(block), stop - position)
+        position += len(block)
+        if low < high:
+            yield block[low:high]
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    status = response.status_code
+    if status >= 500:
+        raise Transient("The video server had a temporary problem.", code="media_unavailable", http_status=status)
+    if status >= 400 or status not in (200, 206):
+        raise MediaError(f"The video could not be read (HTTP {status}); check that it is public.", http_status=status)
+
+
+def _identity(response: httpx.Response) -> bool:
+    return response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    unit, _, spec = response.headers.get("Content-Range", "").partition(" ")
+    first = spec.partition("-")[0]
+    return int(first) if unit.strip().lower() == "bytes" and first.isascii() and first.isdigit() else None
 
 
 def _total_size(response) -> int | None:

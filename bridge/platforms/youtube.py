@@ -153,7 +153,10 @@ def parse_publish_at(raw: Any) -> datetime | None:
         value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).replace(microsecond=0)
+    try:
+        return value.astimezone(timezone.utc).replace(microsecond=0)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 has no UTC year
+        raise ValueError("publish_at is out of range") from None
 
 
 def _snake(reason: str) -> str:

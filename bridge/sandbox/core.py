@@ -23,6 +23,7 @@ long: a slow network for load tests.
 from __future__ import annotations
 
 import html
+import ipaddress
 import json
 import random
 import re
@@ -576,20 +577,62 @@ def request_handler():
     return Handler
 
 
-def serve(host: str = "127.0.0.1", port: int = 9100, sandbox: Sandbox | None = None):
-    """Run a sandbox as a stand-alone HTTP server (blocking). Returns when interrupted."""
+# Headers a proxy adds: a request that carries one came through a proxy, whatever its address.
+_PROXIED = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def control_allowed(request: Request, key: str | None) -> bool:
+    """Whether a control call (`/_sandbox/control/...`) may run: it carries `key` (the internal key)
+    as `X-API-Key` or `Authorization: Bearer`, or it comes from loopback and not through a proxy.
+    Control calls reset the emulators, inject faults and read what was published."""
+    import hmac
+
+    from bridge.auth import internal_key_from_headers
+
+    presented = internal_key_from_headers(request.headers)
+    if key and presented and hmac.compare_digest(presented.encode("utf-8"), key.encode("utf-8")):
+        return True
+    if any(request.headers.get(name) for name in _PROXIED):
+        return False
+    try:
+        address = ipaddress.ip_address((request.remote_addr or "").split("%")[0])
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def guarded(app: Callable, key: str | None) -> Callable:
+    """`app` (a sandbox) with its control API behind `control_allowed`; everything else passes."""
+
+    def guarded_app(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/_sandbox/control") and not control_allowed(Request(environ), key):
+            body = {"success": False, "code": "invalid_api_key",
+                    "message": "The sandbox control API needs the internal key unless called from this machine."}
+            response = Response(json.dumps(body), status=401, content_type="application/json")
+            return response(environ, start_response)
+        return app(environ, start_response)
+
+    return guarded_app
+
+
+def serve(host: str = "127.0.0.1", port: int = 9100, sandbox: Sandbox | None = None, control_key: str | None = None):
+    """Run a sandbox as a stand-alone HTTP server (blocking). Returns when interrupted. Its control
+    API answers loopback callers, and others that send `control_key`."""
     from werkzeug.serving import run_simple
 
-    run_simple(host, port, sandbox or Sandbox(), threaded=True, use_reloader=False,
+    run_simple(host, port, guarded(sandbox or Sandbox(), control_key), threaded=True, use_reloader=False,
                request_handler=request_handler())
 
 
-def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None):
+def start_server(host: str = "127.0.0.1", port: int = 0, sandbox: Sandbox | None = None,
+                 control_key: str | None = None):
     """Start a stand-alone sandbox server in a thread; returns (server, sandbox, base_url)."""
     from werkzeug.serving import make_server
 
     sandbox = sandbox or Sandbox()
-    server = make_server(host, port, sandbox, threaded=True, request_handler=request_handler())
+    server = make_server(host, port, guarded(sandbox, control_key), threaded=True, request_handler=request_handler())
     threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
     return server, sandbox, f"http://{host}:{server.server_port}"
 

@@ -347,6 +347,9 @@ def browser_app(settings: Settings):
     """The WSGI app behind the bridge's `/_sandbox/...` (consent pages, control API, media): this
     process's emulators, or the shared server, forwarded as they are."""
     world = world_for(settings)
+    # The bridge's mount has already let this caller use the control API (`guarded`); the shared
+    # server, which may run in another container, is told so with the internal key.
+    control_headers = {"x-api-key": settings.n8n_api_key} if settings.n8n_api_key else {}
 
     def app(environ, start_response):
         try:
@@ -357,12 +360,13 @@ def browser_app(settings: Settings):
             from bridge.sandbox.core import sandbox_app
 
             return sandbox_app()(environ, start_response)
-        return _forward(base, environ, start_response)
+        extra = control_headers if environ.get("PATH_INFO", "").startswith("/_sandbox/control") else {}
+        return _forward(base, environ, start_response, extra)
 
     return app
 
 
-def _forward(base: str, environ, start_response):
+def _forward(base: str, environ, start_response, extra_headers: dict | None = None):
     """Send the browser's request to the sandbox server and stream its answer back (a media file
     may be large: nothing is held whole)."""
     global _proxy_client
@@ -381,6 +385,7 @@ def _forward(base: str, environ, start_response):
                if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in _HOP_BY_HOP}
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
+    headers.update(extra_headers or {})
     request = _proxy_client.build_request(environ["REQUEST_METHOD"], f"{base.rstrip('/')}{path}"
                                           + (f"?{query}" if query else ""), headers=headers, content=body)
     try:

@@ -112,3 +112,11 @@ def account_options(rt: Runtime, user_id: int, account_id: int) -> dict:
         "quota": quota.summary(quota.account_usage(rt, row)),
     })
     return {"success": True, "options": options}
+
+
+def confirm_link(rt: Runtime, user_id: int, link: str) -> list[dict]:
+    """Attach a pending connect's accounts (see `bridge.services.oauth.confirm_link`); their views."""
+    from bridge.services.oauth import confirm_link as attach
+
+    ids = set(attach(rt, user_id, link))
+    return [account_view(r) for r in account_store.list_for_user(rt, user_id) if int(r["id"]) in ids]

@@ -100,7 +100,7 @@ def publish(rt: Runtime, user_id: int, post_id: int) -> dict:
 
 def schedule(rt: Runtime, user_id: int, post_id: int, when: datetime) -> dict:
     """A draft becomes scheduled for `when` (naive UTC)."""
-    posts.check_time(when)
+    posts.check_scheduled_at(when)
     row, check, video = _ready(rt, user_id, post_id, "scheduled from a draft")
     post = _moved(rt, user_id, post_id, row, check, video, Status.SCHEDULED, when)
     return {"success": True, "message": f"Post scheduled for {fmt(when)} UTC", "post": post}

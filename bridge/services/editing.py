@@ -68,7 +68,7 @@ def edit(rt: Runtime, user_id: int, post_id: int, body: dict, scheduled_at: date
     scheduled = row["status"] == Status.SCHEDULED.value
     when = scheduled_at or (row["scheduled_at"] if scheduled else None)
     if scheduled_at is not None or scheduled:
-        posts.check_time(when)
+        posts.check_scheduled_at(when)
     account = posts._accounts(rt, user_id, [int(row["social_account_id"])])[0]
     sub = edited(row, body)
     [check] = posts.check_submission(rt, sub, [account])

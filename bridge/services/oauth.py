@@ -1,15 +1,24 @@
-"""Connecting accounts: OAuth state, the callback, token refresh, disconnect, quota.
+"""Connecting accounts: OAuth state, the callback, pending links, token refresh, disconnect, quota.
 
 The OAuth state is random, single-use, bound to the user and the platform, lives 10 minutes and
-is kept in Redis with the PKCE verifier. A refresh holds the account's row lock (SELECT ... FOR
-UPDATE) for the platform call, so of many workers that find a token near expiry exactly one
-spends the (single-use, rotating) refresh token and the others read its result; the new access
-and refresh tokens are written in the same transaction.
+is kept in Redis with the PKCE verifier. The callback needs no login (the platform sends the
+browser), so it does not attach the account it finds: it keeps a pending link (the login's
+profiles and tokens, encrypted, in Redis for 15 minutes) and sends the browser to the dashboard
+with the link's id; the dashboard confirms it with its user's JWT and the account is attached only
+when that user is the one who called connect. Otherwise an attacker could start a connect, send
+the consent link to a creator, and receive the creator's account once the creator approves.
+`AURAREELS_OAUTH_CONFIRM=0` attaches at the callback, as the seed did.
+
+A refresh holds the account's row lock (SELECT ... FOR UPDATE) for the platform call, so of many
+workers that find a token near expiry exactly one spends the (single-use, rotating) refresh token
+and the others read its result; the new access and refresh tokens are written in the same
+transaction.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +27,7 @@ from urllib.parse import urlencode
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from bridge.crypto import VaultError
 from bridge.errors import ApiError, Conflict, NotFound
 from bridge.platforms.base import AccountProfile, AccountRef, TokenSet
 from bridge.platforms.errors import PlatformError, RateLimited, Reauthorize, Transient
@@ -28,7 +38,39 @@ from bridge.store.db import utcnow
 log = logging.getLogger(__name__)
 
 STATE_TTL = 600
+LINK_TTL = 900
 REFRESH_EARLY = timedelta(hours=24)
+_LINK_ID = re.compile(r"[A-Za-z0-9_-]{20,100}")
+
+# What the dashboard is told when a connect fails: a fixed sentence per error code. Text the
+# platform (or whoever crafted the callback URL) sent, such as `error_description`, never reaches
+# the dashboard's address bar.
+DECLINED = "You declined the connection."
+_CALLBACK_ERRORS = {
+    "access_denied": DECLINED,
+    "user_denied": DECLINED,
+    "user_cancelled_login": DECLINED,
+    "user_cancelled_authorize": DECLINED,
+    "consent_required": DECLINED,
+    "invalid_scope": "The platform did not grant the permissions the bridge needs; connect again and allow all of them.",
+    "login_required": "Sign in on the platform, then connect again.",
+    "interaction_required": "Sign in on the platform, then connect again.",
+    "server_error": "The platform could not complete the sign-in right now; try again in a moment.",
+    "temporarily_unavailable": "The platform could not complete the sign-in right now; try again in a moment.",
+}
+_CALLBACK_ERROR_DEFAULT = "The platform refused the connection; start connecting again."
+_CONNECT_FAILURES = {
+    "oauth_invalid_grant": "The platform did not accept the sign-in; start connecting again.",
+    "oauth_error": "The platform refused the sign-in; start connecting again.",
+    "oauth_unavailable": "The platform could not complete the sign-in right now; try again in a moment.",
+    "rate_limited": "The platform is limiting sign-ins right now; try again in a few minutes.",
+    "permission_missing": "A permission the bridge needs was not granted; connect again and allow every requested "
+                          "permission.",
+    "no_instagram_business_account": "No Instagram professional account linked to a Facebook Page was found in this "
+                                     "login; link one in the Instagram app, then connect again.",
+    "platform_not_configured": "This platform is not configured on this site; ask the administrator.",
+}
+_CONNECT_FAILURE_DEFAULT = "The connection could not be completed; start connecting again."
 
 
 @dataclass
@@ -37,10 +79,15 @@ class CallbackResult:
     platform: str
     message: str = ""
     accounts: int = 0
+    link: str | None = None  # a pending link the dashboard confirms (AURAREELS_OAUTH_CONFIRM=1)
 
 
 def _state_key(state: str) -> str:
     return f"bridge:oauth:state:{state}"
+
+
+def _link_key(link: str) -> str:
+    return f"bridge:oauth:link:{link}"
 
 
 def _client(rt: Runtime, platform: str):
@@ -64,6 +111,8 @@ def start_connect(rt: Runtime, user_id: int, platform: str) -> dict:
 
 def frontend_redirect(rt: Runtime, result: CallbackResult) -> str:
     base = f"{rt.settings.frontend_url}/dashboard/social-accounts"
+    if result.ok and result.link:
+        return f"{base}?{urlencode({'status': 'pending', 'platform': result.platform, 'link': result.link})}"
     if result.ok:
         return f"{base}?{urlencode({'status': 'success', 'platform': result.platform})}"
     return f"{base}?{urlencode({'status': 'error', 'platform': result.platform, 'message': result.message})}"
@@ -84,10 +133,8 @@ def finish_connect(rt: Runtime, platform: str, params: dict[str, str]) -> Callba
     if saved.get("platform") != platform:
         return CallbackResult(False, platform, "The sign-in link belongs to another platform; start again.")
     if params.get("error"):
-        reason = params.get("error_description") or params.get("error_reason") or params["error"]
-        denied = params["error"] in ("access_denied", "user_denied", "user_cancelled_login", "user_cancelled_authorize")
-        text = "You declined the connection." if denied else f"The platform refused the connection: {reason[:150]}"
-        return CallbackResult(False, platform, text)
+        log.info("connect %s: the platform answered with an error", platform, extra={"platform": platform})
+        return CallbackResult(False, platform, _CALLBACK_ERRORS.get(params["error"], _CALLBACK_ERROR_DEFAULT))
     code = params.get("code")
     if not code:
         return CallbackResult(False, platform, "The platform sent no authorization code; start again.")
@@ -97,10 +144,13 @@ def finish_connect(rt: Runtime, platform: str, params: dict[str, str]) -> Callba
         profiles = client.fetch_accounts(tokens)
     except PlatformError as exc:
         log.warning("connect %s failed: %s", platform, exc.code, extra={"platform": platform})
-        return CallbackResult(False, platform, exc.message)
+        return CallbackResult(False, platform, _CONNECT_FAILURES.get(exc.code, _CONNECT_FAILURE_DEFAULT))
     if not profiles:
         return CallbackResult(False, platform, "No account that can publish was found in this login.")
     try:
+        if rt.settings.oauth_confirm:
+            link = keep_pending_link(rt, int(saved["user_id"]), platform, profiles)
+            return CallbackResult(True, platform, accounts=len(profiles), link=link)
         for profile in profiles:
             upsert_account(rt, int(saved["user_id"]), platform, profile)
     except Exception as exc:  # the browser always gets a redirect it can show
@@ -109,6 +159,77 @@ def finish_connect(rt: Runtime, platform: str, params: dict[str, str]) -> Callba
         return CallbackResult(False, platform, "The account could not be saved right now; try connecting again "
                                                "in a moment.")
     return CallbackResult(True, platform, accounts=len(profiles))
+
+
+def keep_pending_link(rt: Runtime, user_id: int, platform: str, profiles: list[AccountProfile]) -> str:
+    """Keep what a login found, encrypted, for `LINK_TTL` seconds; return the link's id (random,
+    256 bits: only the callback's redirect carries it)."""
+    link = secrets.token_urlsafe(32)
+    data = {"user_id": user_id, "platform": platform, "profiles": [_profile_data(p) for p in profiles]}
+    rt.redis.set(_link_key(link), rt.vault.encrypt(json.dumps(data)), ex=LINK_TTL)
+    return link
+
+
+def confirm_link(rt: Runtime, user_id: int, link: str) -> list[int]:
+    """Attach the accounts of a pending link to `user_id`, once, and only when `user_id` called
+    connect; returns their ids. Anything else (unknown, expired, used, someone else's) is 404."""
+    missing = NotFound("This connection link is unknown, has expired (15 minutes) or was already used; connect the "
+                       "account again.", code="link_not_found")
+    if not _LINK_ID.fullmatch(link or ""):
+        raise missing
+    key = _link_key(link)
+    raw = rt.redis.get(key)
+    if raw is None:
+        raise missing
+    try:
+        data = json.loads(rt.vault.decrypt(raw.decode() if isinstance(raw, bytes) else raw))
+    except (VaultError, ValueError, UnicodeDecodeError):
+        raise missing from None
+    if int(data["user_id"]) != user_id:
+        # someone else's link (the case this flow exists for); it stays for its owner
+        log.warning("a pending %s link was offered by another user than the one who connected", data["platform"],
+                    extra={"platform": data["platform"]})
+        raise missing
+    ttl = rt.redis.pttl(key)
+    if rt.redis.delete(key) != 1:  # two confirmations at once: one wins
+        raise missing
+    try:
+        return [upsert_account(rt, user_id, data["platform"], _profile_from(item)) for item in data["profiles"]]
+    except Exception:
+        # the database refused: the link comes back for what was left of its time, so a retry works
+        if ttl and ttl > 0:
+            rt.redis.set(key, raw, px=ttl)
+        raise
+
+
+def _profile_data(profile: AccountProfile) -> dict:
+    tokens = profile.tokens
+    return {
+        "account_id": profile.account_id, "account_name": profile.account_name, "username": profile.username,
+        "email": profile.email, "picture_url": profile.picture_url, "metadata": profile.metadata,
+        "tokens": {"access_token": tokens.access_token, "refresh_token": tokens.refresh_token,
+                   "expires_at": _time_text(tokens.expires_at), "refresh_expires_at": _time_text(tokens.refresh_expires_at),
+                   "scope": tokens.scope},
+    }
+
+
+def _profile_from(data: dict) -> AccountProfile:
+    tokens = data["tokens"]
+    return AccountProfile(
+        account_id=data["account_id"], account_name=data["account_name"], username=data.get("username"),
+        email=data.get("email"), picture_url=data.get("picture_url"), metadata=data.get("metadata") or {},
+        tokens=TokenSet(access_token=tokens["access_token"], refresh_token=tokens.get("refresh_token"),
+                        expires_at=_time_value(tokens.get("expires_at")),
+                        refresh_expires_at=_time_value(tokens.get("refresh_expires_at")), scope=tokens.get("scope")),
+    )
+
+
+def _time_text(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _time_value(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 def upsert_account(rt: Runtime, user_id: int, platform: str, profile: AccountProfile) -> int:
@@ -163,7 +284,15 @@ def _account_metadata(profile: AccountProfile, tokens: TokenSet) -> dict:
     return data
 
 
+# What a disconnected account keeps in `access_token` (NOT NULL in the WordPress DDL): nothing.
+CLEARED_TOKEN = ""
+
+
 def account_ref(rt: Runtime, row) -> AccountRef:
+    """The account's ids and decrypted tokens. A disconnected account has none: `Reauthorize`."""
+    if not row["access_token"] or row["access_token"] == CLEARED_TOKEN:
+        raise Reauthorize("This account was disconnected; connect it again.", platform=row["platform"],
+                          code="account_disconnected")
     metadata = json.loads(row["metadata"]) if row["metadata"] else {}
     return AccountRef(id=int(row["id"]), account_id=row["account_id"],
                       access_token=rt.vault.decrypt(row["access_token"]),
@@ -196,8 +325,8 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
             if row is None:
                 raise NotFound("This account was not found.", code="account_not_found")
             expires = row["token_expires_at"]
-            if not force and not due_for_refresh(row, early):
-                return row
+            if not row["is_active"] or (not force and not due_for_refresh(row, early)):
+                return row  # a disconnected account is never refreshed: it has no tokens left
             client = get_client(rt.settings, row["platform"])
             refresh_token = rt.vault.decrypt_optional(row["refresh_token"])
             try:
@@ -309,7 +438,9 @@ def refresh_now(rt: Runtime, user_id: int, account_id: int) -> dict:
 
 
 def disconnect(rt: Runtime, user_id: int, account_id: int) -> dict:
-    """Revoke where the platform allows, mark inactive, cancel the account's scheduled posts."""
+    """Revoke where the platform allows, then remove the tokens (the seed's "disconnect and
+    remove": `access_token` becomes `CLEARED_TOKEN`, `refresh_token` NULL), mark the account
+    inactive and cancel its scheduled posts and drafts. The row stays, for the posts that name it."""
     row = owned_account(rt, user_id, account_id)
     revoked = False
     try:
@@ -320,7 +451,8 @@ def disconnect(rt: Runtime, user_id: int, account_id: int) -> dict:
 
     t, p = rt.tables.accounts, rt.tables.posts
     with rt.engine.begin() as conn:
-        conn.execute(update(t).where(t.c.id == account_id).values(is_active=0, updated_at=utcnow()))
+        conn.execute(update(t).where(t.c.id == account_id).values(
+            is_active=0, access_token=CLEARED_TOKEN, refresh_token=None, token_expires_at=None, updated_at=utcnow()))
         scheduled = conn.execute(select(p.c.id).where(
             and_(p.c.social_account_id == account_id, p.c.status.in_(["scheduled", "draft"])))).scalars().all()
         for post_id in scheduled:

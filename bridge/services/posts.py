@@ -126,13 +126,6 @@ def check_submission(rt: Runtime, sub: composer.Submission, accounts: list) -> l
     return checks
 
 
-def check_time(scheduled_at: datetime, field: str = "scheduled_at") -> None:
-    """A scheduled time must lie in the future."""
-    if scheduled_at <= utcnow():
-        raise ValidationFailed("The scheduled time is in the past; choose a time in the future.",
-                               code="scheduled_in_past", errors={field: ["must be in the future"]})
-
-
 def new_group_id() -> str:
     """The opaque id shared by the posts of one submission."""
     return uuid.uuid4().hex
@@ -158,12 +151,26 @@ def post_values(user_id: int, video, account, check: composer.AccountCheck, body
     )
 
 
+# The furthest ahead a post may be scheduled: a wake-up parked for years is a job nobody needs.
+MAX_SCHEDULE_AHEAD = timedelta(days=365)
+
+
+def check_scheduled_at(when: datetime, field: str = "scheduled_at") -> None:
+    """Refuse (422) a scheduled time (naive UTC) in the past or more than 365 days ahead."""
+    if when <= utcnow():
+        raise ValidationFailed("The scheduled time is in the past; choose a time in the future.",
+                               code="scheduled_in_past", errors={field: ["must be in the future"]})
+    if when > utcnow() + MAX_SCHEDULE_AHEAD:
+        raise ValidationFailed("The scheduled time is more than 365 days ahead; choose a time within a year.",
+                               code="scheduled_too_far", errors={field: ["must be within 365 days"]})
+
+
 def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetime | None,
                  idem_key: str | None = None) -> dict:
     """Validate, store one row per account under one group id, hand over to the engine.
     `scheduled_at` is naive UTC (None: publish now)."""
     if scheduled_at is not None:
-        check_time(scheduled_at)
+        check_scheduled_at(scheduled_at)
     account_ids = list(dict.fromkeys(int(i) for i in body["accounts"]))
     video = _video(rt, user_id, body["video_job_id"])
     accounts = _accounts(rt, user_id, account_ids)
@@ -338,9 +345,7 @@ def reschedule(rt: Runtime, user_id: int, post_id: int, new_time: datetime) -> d
     row = _post_row(rt, user_id, post_id)
     if row["status"] != Status.SCHEDULED.value:
         raise _wrong_state(row, "rescheduled", "scheduled")
-    if new_time <= utcnow():
-        raise ValidationFailed("The new time is in the past; choose a time in the future.", code="scheduled_in_past",
-                               errors={"scheduled_at": ["must be in the future"]})
+    check_scheduled_at(new_time)
     with rt.engine.begin() as conn:
         changed = transition(conn, rt.tables, post_id, Status.SCHEDULED, Status.SCHEDULED,
                              scheduled_at=new_time, next_attempt_at=new_time,

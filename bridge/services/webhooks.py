@@ -96,6 +96,21 @@ def _wake_by_checkpoint(rt: Runtime, platform: str, key: str, value: str) -> lis
     return list(ids)
 
 
+class _SaneHeaders:
+    """The delivery's headers as the platforms' signature checks read them: a value that is not
+    ASCII or is far too long reads as empty. Signatures are short runs of hex and digits, and the
+    comparisons (and `int()`) raise on anything else."""
+
+    def __init__(self, headers):
+        self._headers = headers
+
+    def get(self, name: str, default=None):
+        value = self._headers.get(name)
+        if value is None:
+            return default
+        return value if value.isascii() and len(value) <= 512 else ""
+
+
 def _clients(rt: Runtime, source: str) -> list:
     """The platform clients whose events arrive at /webhooks/<source> (each declares `webhook`)."""
     from bridge.platforms.registry import client_classes
@@ -108,8 +123,8 @@ def receive(rt: Runtime, source: str, headers, body: bytes) -> dict:
     use that source, then each platform says what it asks (posts to wake, accounts to mark)."""
     clients = _clients(rt, source)
     _require_json(headers.get("Content-Type"))
-    now = time.time()
-    if not clients or not any(client.webhook_signed(headers, body, now) for client in clients):
+    now, signed = time.time(), _SaneHeaders(headers)
+    if not clients or not any(client.webhook_signed(signed, body, now) for client in clients):
         raise Unauthorized("The webhook signature is missing, wrong or too old.", code="invalid_signature")
     payload = _json_object(body)
     events = [(client.name, client.read_webhook(payload)) for client in clients]

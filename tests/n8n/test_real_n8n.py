@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -461,7 +462,9 @@ def test_schedule_reschedule_cancel_end_to_end(system):
     assert connect.status_code == 200, connect.text
     params = consent(connect.json()["auth_url"])
     back = httpx.get(params["_redirect"], follow_redirects=False, timeout=30)
-    assert back.status_code in (302, 303) and "status=success" in back.headers["Location"], back.headers.get("Location")
+    assert back.status_code in (302, 303) and "status=pending" in back.headers["Location"], back.headers.get("Location")
+    link = parse_qs(urlsplit(back.headers["Location"]).query)["link"][0]
+    assert api.post(f"/accounts/links/{link}/confirm").status_code == 200
     accounts = api.get("/accounts", params={"platform": "tiktok"}).json()["accounts"]
     account = accounts[0]["id"]
     video = add_video(rt, USER)

@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pymysql
 import redis as redis_lib
@@ -468,8 +468,14 @@ class Storm:
             params = consent(start.get_json()["auth_url"], user=f"storm{self.run_id}u{index}")
             back = urlsplit(params["_redirect"])
             answer = client.get(f"{back.path}?{back.query}")
-            if answer.status_code == 302 and "status=success" in answer.headers["Location"]:
-                return user, platform
+            landed = parse_qs(urlsplit(answer.headers.get("Location", "")).query)
+            if answer.status_code == 302 and landed.get("status") == ["pending"]:
+                # the dashboard confirms the pending link with the user's token
+                confirmed = client.post(f"{P}/accounts/links/{landed['link'][0]}/confirm",
+                                        headers={"Authorization": f"Bearer {make_jwt(user)}"})
+                if confirmed.status_code == 200:
+                    return user, platform
+                answer = confirmed
             self.connect_failures.append({"platform": platform, "status": answer.status_code,
                                           "location": answer.headers.get("Location"),
                                           "body": answer.get_data(as_text=True)[:200]})
@@ -599,7 +605,8 @@ class Storm:
             ("POST /schedule", lambda: client.post(f"{P}/schedule", headers={
                 "Authorization": f"Bearer {make_jwt(user)}"}, json={
                 "video_job_id": self.videos[user], "accounts": self.accounts_by_user[user][:1],
-                "caption": "probe", "scheduled_at": "2099-01-01T00:00:00Z"})),
+                "caption": "probe", "scheduled_at": (datetime.now(timezone.utc) + timedelta(days=30)).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ")})),
             ("GET /health", lambda: client.get(f"{P}/health")),
         ):
             started = time.monotonic()

@@ -431,7 +431,11 @@ def connect_through_wordpress(site: Site, user_id: int, platform: str) -> int:
     final = site.http.get(back)  # the browser arriving at WordPress
     assert final.status_code == 302, final.text
     assert final.headers["Location"].startswith(f"{FRONTEND}/dashboard/social-accounts?")
-    assert parse_qs(urlsplit(final.headers["Location"]).query)["status"] == ["success"], final.headers["Location"]
+    landed = parse_qs(urlsplit(final.headers["Location"]).query)
+    assert landed["status"] == ["pending"], final.headers["Location"]
+    # the dashboard confirms the pending link through WordPress with the user's token
+    confirmed = site.via_wp("POST", f"/accounts/links/{landed['link'][0]}/confirm", headers=site.auth(user_id))
+    assert confirmed.status_code == 200, confirmed.text
     listed = site.via_wp("GET", f"/accounts?platform={platform}", headers=site.auth(user_id)).json()["accounts"]
     assert len(listed) == 1
     return listed[0]["id"]
@@ -604,6 +608,19 @@ def test_internal_routes_are_not_reachable_through_wordpress(site):
     index = site.http.get(f"{site.wp.url}/wp-json/aurareels/v1/social").json()
     assert index["namespace"] == "aurareels/v1/social"
     assert not [r for r in index["routes"] if "internal" in r]
+
+
+def test_jsonp_is_refused_on_the_bridge_routes_only(site):
+    """`?_jsonp=cb` would make WordPress wrap an answer in `cb(...)`, a script any site can load with
+    the visitor's cookies. On the plugin's routes WordPress refuses it; its own routes keep JSONP."""
+    for path in ("/accounts?_jsonp=steal", "/health?_jsonp=steal", "/posts/1?_jsonp=steal"):
+        answer = site.via_wp("GET", path, headers=site.auth(5))
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+        assert answer.json()["code"] == "rest_callback_disabled" and "steal(" not in answer.text
+    upper = site.http.get(f"{site.wp.url}/wp-json/AuraReels/V1/Social/health?_jsonp=steal")
+    assert upper.status_code in (400, 404) and "steal(" not in upper.text
+    core = site.http.get(f"{site.wp.url}/wp-json/?_jsonp=steal")
+    assert core.status_code == 200 and "steal(" in core.text  # the site's setting elsewhere
 
 
 def test_health_openapi_and_docs_pass_through(site):
