@@ -191,3 +191,15 @@ def test_tiktok_down_is_503_and_a_dead_login_409(api, live_rt, tiktok, engine_sa
     sandbox.reset("tiktok")
     answer = api.get(f"{P}/accounts/{tiktok}/options", headers=auth(USER))  # the sandbox forgot the login
     assert answer.status_code == 409 and answer.get_json()["code"] == "account_needs_reconnect"
+
+
+def test_the_composers_routes_are_documented(api):
+    paths = api.get("/openapi.json").get_json()["paths"]
+    prefix = "/aurareels/v1/social"
+    for method, path in (("patch", "/posts/{post_id}"), ("post", "/drafts"), ("post", "/posts/{post_id}/publish"),
+                         ("post", "/posts/{post_id}/schedule"), ("post", "/validate"), ("get", "/platforms"),
+                         ("get", "/accounts/{account_id}/options")):
+        operation = paths[prefix + path][method]
+        assert operation["summary"] and "200" in operation["responses"] and "401" in operation["responses"], path
+    query = {p["name"] for p in paths[prefix + "/posts"]["get"]["parameters"] if p["in"] == "query"}
+    assert {"group_id", "video_job_id"} <= query
