@@ -55,7 +55,7 @@ from bridge.platforms.errors import (
 )
 from bridge.platforms.registry import get_client
 from bridge.runtime import Runtime
-from bridge.services import events, oauth, quota, scheduler
+from bridge.services import events, first_comments, oauth, quota, scheduler
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt, iso_z
 
@@ -731,8 +731,7 @@ class _Driver:
                 "lease": now + timedelta(seconds=lease_seconds()), "now": now})
         return result.rowcount == 1
 
-    def release(self, next_at: datetime, *, metadata: dict | None = None, note: str | None = None,
-                count_retry: bool = False) -> str:
+    def release(self, next_at: datetime, *, metadata: dict | None = None, note: str | None = None) -> str:
         if metadata is not None and not metadata.get("reconcile_first"):
             # the step answered (an error that says nothing was done): nothing is in flight
             metadata.pop("in_flight", None)
@@ -741,9 +740,6 @@ class _Driver:
             values["metadata"] = json.dumps(metadata)
         if note is not None:
             values["error_message"] = note
-        if count_retry:
-            values["retry_count"] = self.p.c.retry_count + 1
-            values["last_retry_at"] = utcnow()
         with self.rt.engine.begin() as conn:
             conn.execute(update(self.p).where(self._owned()).values(**values))
         try:
@@ -775,10 +771,15 @@ class _Driver:
                 platform_post_id=result.platform_post_id, platform_post_url=result.platform_post_url,
                 published_at=utcnow(), error_code=None, error_message=None, lease_owner=None, lease_until=None,
                 next_attempt_at=None, metadata=json.dumps(metadata))
+            # in the same transaction: a published post with a first comment always has it pending
+            commented = changed and first_comments.on_published(conn, self.rt, self.post_id, self._platform,
+                                                                metadata)
         if changed:
             log.info("post published", extra={"post_id": self.post_id})
             events.emit(self.rt, "post.published", self.post_id)
             _observe("published", self._platform)
+        if commented:
+            first_comments.hand_over(self.rt, self.post_id)
         return "published" if changed else "lost_lease"
 
     # --- the loop
@@ -1007,7 +1008,8 @@ class _Driver:
                                                       f"again.", metadata=metadata)
         metadata["transient_attempts"] = attempts
         delay = TRANSIENT_DELAYS[attempts - 1] * random.uniform(0.8, 1.2)
-        return self.release(_after(delay), metadata=metadata, count_retry=True,
+        # not counted in retry_count: that counts the creator's retries (seed: retry while < 3)
+        return self.release(_after(delay), metadata=metadata,
                             note=f"{exc.message} Retrying at {fmt(_after(delay))} UTC (attempt {attempts + 1}).")
 
     def _quota_wait(self, post) -> datetime | None:

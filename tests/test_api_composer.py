@@ -148,7 +148,8 @@ def test_platforms_come_from_the_clients_declarations(api, monkeypatch):
         assert entry["media_types"] == list(cls.requirements.media_types)
     assert platforms["tiktok"]["daily_limit"] == 7 and platforms["tiktok"]["privacy_required"] is True
     assert platforms["tiktok"]["first_comment"] is False and platforms["twitter"]["first_comment_kind"] == "reply"
-    assert platforms["youtube"]["project_daily_limit"] == 100 and platforms["youtube"]["caption_counting"] == "utf8_bytes"
+    assert platforms["youtube"]["project_daily_limit"] == 100
+    assert platforms["youtube"]["caption_counting"] == "utf8_bytes"
     assert platforms["instagram"]["hashtag_limit"] == 30
 
 

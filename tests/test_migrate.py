@@ -96,7 +96,8 @@ def test_migrate_from_empty_database_matches_the_mappings(fresh_database):
         db_columns = {c["name"] for c in insp.get_columns(table.name)}
         assert {c.name for c in table.columns} <= db_columns, table.name
     indexes = {i["name"] for i in insp.get_indexes("xy_aurareels_social_posts")}
-    assert {"user_posts", "scheduled_posts", "video_job", "social_account", "platform_status", "bridge_group"} <= indexes
+    assert {"user_posts", "scheduled_posts", "video_job", "social_account", "platform_status",
+            "bridge_group"} <= indexes
     columns = {c["name"]: c for c in insp.get_columns("xy_aurareels_social_posts")}
     assert "enum" in str(columns["status"]["type"]).lower()
     engine.dispose()

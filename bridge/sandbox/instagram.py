@@ -344,9 +344,9 @@ class InstagramEmulator(MetaEmulator):
         limit = min(100, request.args.get("limit", default=25, type=int) or 25)
         views = []
         for comment in self.comments_on(media_id)[:limit]:
-            full = {"id": comment["id"], "text": comment["message"], "timestamp": graph_timestamp(comment["created_at"]),
-                    "username": comment["from"]["username"], "from": dict(comment["from"]), "like_count": 0,
-                    "hidden": False, "media": {"id": media_id}}
+            full = {"id": comment["id"], "text": comment["message"],
+                    "timestamp": graph_timestamp(comment["created_at"]), "username": comment["from"]["username"],
+                    "from": dict(comment["from"]), "like_count": 0, "hidden": False, "media": {"id": media_id}}
             views.append({f: full[f] for f in fields if f in full})
         return self.json({"data": views, "paging": {}})
 

@@ -138,7 +138,8 @@ def run(rt: Runtime, post_id: int) -> str:
     with rt.engine.connect() as conn:
         row = conn.execute(select(job.t).where(job.t.c.post_id == post_id)).mappings().first()
         post = conn.execute(select(p).where(p.c.id == post_id)).mappings().first()
-        account = conn.execute(select(a).where(a.c.id == post["social_account_id"])).mappings().first() if post else None
+        account = (conn.execute(select(a).where(a.c.id == post["social_account_id"])).mappings().first()
+                   if post else None)
     if post is None or post["status"] != "published" or not post["platform_post_id"]:
         return job.end("failed", error_code="post_not_live", error_message="The post is not live, so its first "
                                                                            "comment was not posted.")

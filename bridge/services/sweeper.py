@@ -7,7 +7,8 @@ Every `SWEEP_SECONDS` (and at worker start) it:
 * enqueues `publishing` posts whose lease ran out and whose next step is due (a killed worker,
   a lost follow-up job): they resume from their checkpoint;
 * re-arms the wake-ups of posts due soon, and of every future post after Redis was wiped (a
-  sentinel key that is gone tells), so scheduled posts still go out on time.
+  sentinel key that is gone tells), so scheduled posts still go out on time;
+* queues the pending first comments of published posts whose job was lost.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import or_, select
 
 from bridge.runtime import Runtime
-from bridge.services import scheduler
+from bridge.services import first_comments, scheduler
 from bridge.store.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,12 @@ def sweep(rt: Runtime) -> dict:
             continue
         scheduler.enqueue_now(rt, post_id, platform)
         enqueued += 1
+    comments = first_comments.sweep(rt)
     wiped = redis_was_wiped(rt)
     armed = rearm(rt, None if wiped else timedelta(seconds=2 * sweep_seconds() + 60))
     rt.redis.set(LAST_SWEEP, str(time.time()))
     if enqueued or armed:
         log.info("sweep: %d due or stuck, %d enqueued, %d wake-ups re-armed%s", len(due) + len(stuck), enqueued,
                  armed, " (redis was wiped)" if wiped else "")
-    return {"due": len(due), "resumed": len(stuck), "enqueued": enqueued, "rearmed": armed, "redis_wiped": wiped}
+    return {"due": len(due), "resumed": len(stuck), "enqueued": enqueued, "rearmed": armed, "redis_wiped": wiped,
+            "first_comments": comments}
