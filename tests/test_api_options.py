@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import auth
-from tests.factories import add_account, add_video
+from tests.factories import add_account, add_video, later
 
 P = "/wp-json/aurareels/v1/social"
 USER = 321
@@ -88,7 +88,7 @@ def test_each_bad_option_is_a_422_naming_the_field(client, rt, accounts, video, 
 def test_schedule_checks_options_too(client, rt, accounts, video):
     response = client.post(f"{P}/schedule", headers=auth(USER), json={
         "video_job_id": video, "accounts": [accounts["instagram"]], "privacy_level": "PUBLIC",
-        "scheduled_at": "2099-01-01 10:00:00", "options": {"thumb_offset": "abc"}})
+        "scheduled_at": later(), "options": {"thumb_offset": "abc"}})
     assert response.status_code == 422 and "instagram.options.thumb_offset" in response.get_json()["errors"]
     assert count_posts(rt) == 0
 
