@@ -2,14 +2,11 @@
 `<platform>.options.<name>`, and nothing is stored."""
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from sqlalchemy import func, select
 
-from bridge.store.db import utcnow
 from tests.conftest import auth
-from tests.factories import add_account, add_video
+from tests.factories import add_account, add_video, later
 
 P = "/wp-json/aurareels/v1/social"
 USER = 321
@@ -91,8 +88,7 @@ def test_each_bad_option_is_a_422_naming_the_field(client, rt, accounts, video, 
 def test_schedule_checks_options_too(client, rt, accounts, video):
     response = client.post(f"{P}/schedule", headers=auth(USER), json={
         "video_job_id": video, "accounts": [accounts["instagram"]], "privacy_level": "PUBLIC",
-        "scheduled_at": (utcnow() + timedelta(days=30)).strftime("%Y-%m-%d %H:%M:%S"),
-        "options": {"thumb_offset": "abc"}})
+        "scheduled_at": later(), "options": {"thumb_offset": "abc"}})
     assert response.status_code == 422 and "instagram.options.thumb_offset" in response.get_json()["errors"]
     assert count_posts(rt) == 0
 
