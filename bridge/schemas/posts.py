@@ -182,7 +182,8 @@ class ProgressSchema(Schema):
 
 class FirstCommentStateSchema(Schema):
     status = fields.String(required=True, metadata={
-        "description": "waiting (the post is not live yet), pending, posted, failed or unconfirmed"})
+        "description": "waiting (the post is not live yet), pending, posted, failed, unconfirmed, or cancelled "
+                       "with its post"})
     platform_comment_id = fields.String(allow_none=True, required=True)
     text = fields.String(allow_none=True)
     error_message = fields.String(allow_none=True)

@@ -243,13 +243,17 @@ def _metadata(raw) -> dict:
 
 
 def first_comment_view(row, metadata: dict) -> dict | None:
-    """Where the post's first comment stands: `waiting` until the post is live, then `pending`,
-    `posted` (with the platform's id), `failed` or `unconfirmed`; None when it has none."""
+    """Where the post's first comment stands: `waiting` until the post is live (`cancelled` with
+    the post), then `pending`, `posted` (with the platform's id), `failed` or `unconfirmed`;
+    None when it has none."""
     text = metadata.get("first_comment")
     status = row.get("comment_status")
     if not text and status is None:
         return None
-    return {"status": status or "waiting", "platform_comment_id": row.get("comment_platform_id"),
+    if status is None:
+        # no row yet: the post is not live (a post published without one never had it handed over)
+        status = {"cancelled": "cancelled", "published": "not_posted"}.get(row["status"], "waiting")
+    return {"status": status, "platform_comment_id": row.get("comment_platform_id"),
             "text": text, "error_message": row.get("comment_error") if status in ("failed", "unconfirmed") else None}
 
 
