@@ -15,7 +15,7 @@ now (TikTok's creator info) and the daily quota the post will meet. Refusals are
 """
 from __future__ import annotations
 
-import logging
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -26,9 +26,9 @@ from bridge.platforms.errors import PlatformError
 from bridge.platforms.media import MediaSource
 from bridge.platforms.registry import client_class, get_client, option_names
 from bridge.runtime import Runtime
+from bridge.services import accounts as account_service
+from bridge.services import quota
 from bridge.timefmt import fmt
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,7 +79,6 @@ def submission(body: dict, video_url: str | None, thumbnail_url: str | None = No
 
 def from_row(row) -> Submission:
     """A stored post as the submission it came from (its platform's caption is its caption)."""
-    import json
 
     def loaded(raw, kind):
         try:
@@ -196,9 +195,6 @@ def check(rt: Runtime, sub: Submission, accounts: list, media: MediaInfo | None,
 
 def _live_checks(rt: Runtime, client, account, content: PostContent, media: MediaInfo | None,
                  scheduled_at: datetime | None, result: AccountCheck) -> None:
-    from bridge.services import accounts as account_service
-    from bridge.services import quota
-
     if account["needs_reconnect"]:
         result.issues.append(Issue("account", "account_needs_reconnect", account_service.reconnect_message(account)))
     elif account_service.asks_the_platform(client):

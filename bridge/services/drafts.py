@@ -27,6 +27,7 @@ from bridge.domain.status import Status, transition
 from bridge.platforms.base import Issue
 from bridge.runtime import Runtime
 from bridge.services import composer, posts, scheduler
+from bridge.services.accounts import reconnect_message
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
 
@@ -44,8 +45,6 @@ def create_drafts(rt: Runtime, user_id: int, body: dict, idem_key: str | None = 
     checks = composer.check(rt, sub, accounts, None)
     for check in checks:
         if check.account["needs_reconnect"]:
-            from bridge.services.accounts import reconnect_message
-
             check.issues.append(Issue("account", "account_needs_reconnect", reconnect_message(check.account)))
     composer.refuse([i for i in problems if i.code in REFUSED],
                     [replace(c, issues=[i for i in c.issues if i.code in REFUSED]) for c in checks])

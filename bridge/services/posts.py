@@ -28,6 +28,7 @@ from bridge.platforms.base import PostContent
 from bridge.platforms.registry import client_class, privacy_values
 from bridge.runtime import Runtime
 from bridge.services import composer, scheduler
+from bridge.services.accounts import reconnect_message
 from bridge.services.composer import privacy_for
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
@@ -88,8 +89,6 @@ def _video(rt: Runtime, user_id: int, job_id: str):
 def _accounts(rt: Runtime, user_id: int, ids: list[int], *, usable: bool = True) -> list:
     """The user's active accounts `ids`, in that order (404 for any other). With `usable`, an
     account that must be connected again is a 409 that says so."""
-    from bridge.services.accounts import reconnect_message
-
     a = rt.tables.accounts
     with rt.engine.connect() as conn:
         rows = {int(r["id"]): r for r in conn.execute(
@@ -387,8 +386,6 @@ def retry(rt: Runtime, user_id: int, post_id: int) -> dict:
     """Retry a failed post, while its `retry_count` (the creator's retries) is below 3. A post
     whose outcome was never confirmed is checked against the platform first (the engine
     reconciles before it sends anything again)."""
-    from bridge.services.accounts import reconnect_message
-
     row = _post_row(rt, user_id, post_id)
     if row["status"] != Status.FAILED.value:
         raise _wrong_state(row, "retried", "failed")
