@@ -113,7 +113,7 @@ def test_a_creators_day(world):
     edited = api.patch(f"{P}/posts/{ig_post}", headers=auth(USER),
                        json={"caption": "Evening light on the coast", "first_comment": "Edited: see you tonight"})
     assert edited.status_code == 200, edited.get_data(as_text=True)
-    assert time.time() < _epoch(when) - 2, "the edit came too late to tell"
+    assert time.time() < _epoch(when), "the edit came after the post's time"
 
     # 6. both go out at their time; Instagram received the new text, once
     for post_id in (ig_post, drafts["tiktok"]["id"]):
