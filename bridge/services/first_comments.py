@@ -32,7 +32,6 @@ from bridge.platforms.errors import (
     PlatformError,
     RateLimited,
     Reauthorize,
-    Rejected,
     TokenExpired,
     Transient,
     UnknownOutcome,

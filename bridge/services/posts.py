@@ -29,7 +29,6 @@ from bridge.platforms.registry import client_class, privacy_values
 from bridge.runtime import Runtime
 from bridge.services import composer, scheduler
 from bridge.services.accounts import reconnect_message
-from bridge.services.composer import privacy_for
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
 
@@ -100,10 +99,6 @@ def _accounts(rt: Runtime, user_id: int, ids: list[int], *, usable: bool = True)
     if stale and usable:
         raise Conflict(reconnect_message(stale[0]), code="account_needs_reconnect")
     return [rows[i] for i in ids]
-
-
-def _content(body: dict, video) -> PostContent:
-    return composer.submission(body, video["mp4_url"], video["thumbnail_url"]).content
 
 
 def validate_for_accounts(rt: Runtime, content: PostContent, accounts: list) -> None:
