@@ -17,6 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
 from bridge.errors import ApiError, Conflict, NotFound
 from bridge.platforms.errors import PlatformError, RateLimited, Reauthorize, Rejected, TokenExpired
 from bridge.platforms.registry import get_client
@@ -87,8 +91,7 @@ def fetch(rt: Runtime, post, now: datetime) -> Fetched:
     """Fetch one published post's metrics now and record the outcome (figures and a history row,
     or why not). `post` carries id, platform, platform_post_id, published_at, social_account_id."""
     t = rt.tables
-    with rt.engine.begin() as conn:
-        wait = store.claim_fetch(conn, t, post["id"], now, REFRESH_SPACING)
+    wait = _claim(rt, post["id"], now)
     if wait is not None:
         return Fetched("too_soon", wait=wait)
     client = get_client(rt.settings, post["platform"])
@@ -105,6 +108,20 @@ def fetch(rt: Runtime, post, now: datetime) -> Fetched:
             store.record_failure(conn, t, post["id"], now=now, next_sync_at=_retry_at(post, now, outcome),
                                  code=outcome.code or "metrics_failed", message=outcome.message or "")
     return outcome
+
+
+def _claim(rt: Runtime, post_id: int, now: datetime) -> float | None:
+    for attempt in range(3):
+        try:
+            with rt.engine.begin() as conn:
+                return store.claim_fetch(conn, rt.tables, post_id, now, REFRESH_SPACING)
+        except OperationalError as exc:
+            # Several first fetches of one post at once gap-lock the missing row and InnoDB picks a
+            # deadlock victim (1213): again, the row exists now and says who claimed it.
+            code = exc.orig.args[0] if getattr(exc, "orig", None) is not None and exc.orig.args else None
+            if code not in (1213, 1205) or attempt == 2:
+                raise
+    raise RuntimeError("unreachable")
 
 
 def _read(rt: Runtime, client, account, post, now: datetime) -> Fetched:
@@ -152,19 +169,53 @@ def _retry_at(post, now: datetime, outcome: Fetched) -> datetime | None:
 
 
 def _account(rt: Runtime, account_id: int):
-    from sqlalchemy import select
-
     a = rt.tables.accounts
     with rt.engine.connect() as conn:
         return conn.execute(select(a).where(a.c.id == account_id, a.c.is_active == 1)).mappings().first()
 
 
 # ---------------------------------------------------------------------------- the sync
+# Where the search for posts never fetched may start (Redis): the time of the last search that
+# saw them all. Without it (first run, Redis wiped) the search covers the whole 90 days.
+NEW_SINCE_KEY = "bridge:analytics:new-since"
+# A post's published_at may be a little older than the moment it became visible as published.
+NEW_MARGIN = timedelta(hours=1)
+
+
+def _new_since(rt: Runtime, now: datetime) -> datetime:
+    oldest = now - MAX_AGE
+    try:
+        raw = rt.redis.get(NEW_SINCE_KEY)
+    except RedisError:  # Redis away: the search covers the whole window instead
+        return oldest
+    try:
+        since = datetime.strptime(raw.decode(), "%Y-%m-%d %H:%M:%S") - NEW_MARGIN if raw else oldest
+    except ValueError:
+        return oldest
+    return oldest if since > now else max(since, oldest)
+
+
+def _saw_all_new(rt: Runtime, now: datetime, fresh: list) -> None:
+    """The next search may start at the oldest post found now (this round may stop before it is
+    fetched), or now when none was found; never later than the real clock, so a sync asked about
+    a simulated future (tests) does not make the next real one skip what is published meanwhile."""
+    since = min([now, utcnow(), *(p["published_at"] for p in fresh)])
+    try:
+        rt.redis.set(NEW_SINCE_KEY, fmt(since), ex=int(MAX_AGE.total_seconds()))
+    except RedisError:
+        pass
+
+
 def due_posts(rt: Runtime, now: datetime | None = None, limit: int = SYNC_BATCH) -> list:
-    """Published posts whose metrics are due at `now` (at most `limit`)."""
+    """Published posts whose metrics are due at `now` (at most `limit`): those never fetched
+    first (newest first), then those whose next fetch time has come."""
     now = now or utcnow()
     with rt.engine.connect() as conn:
-        return store.due(conn, rt.tables, now, oldest=now - MAX_AGE, limit=limit)
+        fresh = store.never_fetched(conn, rt.tables, _new_since(rt, now), limit=limit)
+        if len(fresh) < limit:
+            _saw_all_new(rt, now, fresh)
+            return [*fresh, *store.due_again(conn, rt.tables, now, limit=limit - len(fresh))]
+    return list(fresh)
 
 
 def sync_due(rt: Runtime, now: datetime | None = None) -> int:

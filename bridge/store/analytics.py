@@ -102,34 +102,30 @@ def _upsert(conn: Connection, t: Tables, post_id: int, values: dict[str, Any]) -
 
 
 # ------------------------------------------------------------------------------- the sync
-def due(conn: Connection, t: Tables, now: datetime, *, oldest: datetime, limit: int) -> list:
-    """Published posts whose metrics are due: first those never fetched by the bridge (newest
-    first; rows the WordPress side wrote have no attempt yet), then those whose time came."""
+_DUE_COLUMNS = ("id", "wp_user_id", "platform", "platform_post_id", "published_at", "social_account_id")
+
+
+def never_fetched(conn: Connection, t: Tables, since: datetime, *, limit: int) -> list:
+    """Published posts of `since` or later that the bridge never fetched (no analytics row, or
+    one the WordPress side wrote), newest first: one range of bridge_published."""
     p, an = t.posts, t.analytics
-    columns = (p.c.id, p.c.wp_user_id, p.c.platform, p.c.platform_post_id, p.c.published_at,
-               p.c.social_account_id)
-    fresh = conn.execute(
-        select(*columns).select_from(p.outerjoin(an, an.c.social_post_id == p.c.id))
-        .where(p.c.status == "published", p.c.published_at >= oldest, p.c.platform_post_id.isnot(None),
+    return conn.execute(
+        select(*(p.c[name] for name in _DUE_COLUMNS)).select_from(p.outerjoin(an, an.c.social_post_id == p.c.id))
+        .where(p.c.status == "published", p.c.published_at >= since, p.c.platform_post_id.isnot(None),
                an.c.last_attempt_at.is_(None))
         .order_by(p.c.published_at.desc()).limit(limit)
     ).mappings().all()
-    if len(fresh) >= limit:
-        return list(fresh)
-    known = conn.execute(
-        select(*columns).select_from(an.join(p, p.c.id == an.c.social_post_id))
+
+
+def due_again(conn: Connection, t: Tables, now: datetime, *, limit: int) -> list:
+    """Published posts whose next fetch time has come, the most overdue first: one range of
+    bridge_next_sync."""
+    p, an = t.posts, t.analytics
+    return conn.execute(
+        select(*(p.c[name] for name in _DUE_COLUMNS)).select_from(an.join(p, p.c.id == an.c.social_post_id))
         .where(an.c.next_sync_at <= now, p.c.status == "published", p.c.platform_post_id.isnot(None))
-        .order_by(an.c.next_sync_at).limit(limit - len(fresh))
+        .order_by(an.c.next_sync_at).limit(limit)
     ).mappings().all()
-    return [*fresh, *known]
-
-
-def postpone(conn: Connection, t: Tables, post_ids: list[int], next_sync_at: datetime | None) -> None:
-    """Move due rows that will not be fetched (too old, account gone) to a later time, or off the
-    list (None)."""
-    if post_ids:
-        an = t.analytics
-        conn.execute(update(an).where(an.c.social_post_id.in_(post_ids)).values(next_sync_at=next_sync_at))
 
 
 # --------------------------------------------------------------------------- user-wide reads
