@@ -2,7 +2,7 @@
 
 Method (the README says the same):
 
-1. Take the user's posts published in the last 180 days that have synced figures (at most 5,000,
+1. Take the user's posts published in the last 180 days that have synced figures (at most 2,000,
    newest first), optionally of one platform or account. Each post's engagement rate is
    (likes + comments + shares + saves) / views (reach where a platform reports no views).
 2. Divide each rate by the median rate of that post's platform among these posts, so a platform
@@ -25,12 +25,11 @@ from statistics import median
 
 from bridge.errors import NotFound
 from bridge.runtime import Runtime
-from bridge.services.analytics import engagements
 from bridge.store import analytics as store
 from bridge.store.db import utcnow
 
 LOOKBACK = timedelta(days=180)
-MAX_POSTS = 5000
+MAX_POSTS = 2000
 MIN_POSTS = 10
 MIN_SLOT_POSTS = 2
 PRIOR_WEIGHT = 3.0
@@ -97,12 +96,8 @@ def best_times(rt: Runtime, user_id: int, *, platform: str | None = None, accoun
             platform = platform or account["platform"]
         rows = store.published_figures(conn, t, user_id, now - LOOKBACK, platform=platform, account_id=account_id,
                                        limit=MAX_POSTS)
-    samples = []
-    for row in rows:
-        seen = int(row["views"] or 0) or int(row["reach"] or 0)
-        if seen > 0 and row["published_at"] is not None:
-            rate = engagements(row["likes"] or 0, row["comments"] or 0, row["shares"] or 0, row["saves"]) / seen
-            samples.append((row["platform"], row["published_at"], rate))
+    samples = [(platform, published_at, int(engaged) / int(seen))
+               for published_at, platform, engaged, seen in rows if seen and published_at is not None]
     zone = rt.settings.tz
     slots = rank_slots(samples, zone) if len(samples) >= MIN_POSTS else []
     basis = "own_posts" if slots else "default"
