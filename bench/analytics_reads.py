@@ -152,13 +152,13 @@ def _fill(cursor, posts: int, history: int, now: datetime) -> dict[str, float]:
     return timings
 
 
-def _wordpress_jwt(secret: str) -> str:
-    """A token as the site's JWT plugin issues it, for the measured user."""
+def _wordpress_jwt(secret: str, user: int = USER) -> str:
+    """A token as the site's JWT plugin issues it."""
     import jwt
 
     now = int(time.time())
     return jwt.encode({"iss": "https://site.example", "iat": now, "nbf": now, "exp": now + 86400,
-                       "data": {"user": {"id": str(USER)}}}, secret, algorithm="HS256")
+                       "data": {"user": {"id": str(user)}}}, secret, algorithm="HS256")
 
 
 def _months(now: datetime, count: int = 12) -> list[tuple[str, str]]:
@@ -293,6 +293,10 @@ def run(args) -> dict:
         }
         results = {label: _measure(client, headers, label, requests, args.requests, args.warmup)
                    for label, requests in reads.items()}
+        # a creator of the usual size (every other user owns about 500 posts) beside the busy one
+        typical = {"Authorization": f"Bearer {_wordpress_jwt(secret, USER + 1)}"}
+        results["GET /posts (a user of ~500 posts)"] = _measure(client, typical, "typical", [(f"{prefix}/posts", {})],
+                                                               args.requests, args.warmup)
         results["sync: the due list (once)"] = _due_list(client.application.extensions["bridge"], now)
         result = {"when": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "mariadb": version,
                   "machine_busy_before": round(busy, 2),

@@ -67,7 +67,6 @@ def summary(rt: Runtime, user_id: int, *, start: datetime | None = None, end: da
         if account_id is not None and store.owned_account(conn, t, user_id, account_id) is None:
             raise NotFound("This account was not found.", code="account_not_found")
         groups = store.summary_groups(conn, t, user_id, start, end, platform=platform, account_id=account_id)
-        names = store.account_names(conn, t, sorted({int(g["social_account_id"]) for g in groups}))
         top = store.top_posts(conn, t, user_id, start, end, limit=TOP_POSTS, platform=platform,
                               account_id=account_id)
     by_platform: dict[str, list] = {}
@@ -77,9 +76,8 @@ def summary(rt: Runtime, user_id: int, *, start: datetime | None = None, end: da
         by_account.setdefault(int(group["social_account_id"]), []).append(group)
     accounts = []
     for account, rows in sorted(by_account.items()):
-        known = names.get(account, {})
-        accounts.append({"id": account, "platform": rows[0]["platform"], "account_name": known.get("account_name"),
-                         "account_username": known.get("account_username"), **_totals(rows)})
+        accounts.append({"id": account, "platform": rows[0]["platform"], "account_name": rows[0]["account_name"],
+                         "account_username": rows[0]["account_username"], **_totals(rows)})
     return {"success": True, "from": fmt(start), "to": fmt(end), "platform": platform, "account_id": account_id,
             "totals": _totals(groups), "platforms": {name: _totals(rows) for name, rows in sorted(by_platform.items())},
             "accounts": accounts, "top_posts": [_top_view(r) for r in top]}
