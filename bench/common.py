@@ -279,7 +279,7 @@ class Bench:
 
     def hand_over(self, post_ids: list[int], when: datetime) -> float:
         """Give every post its RQ wake-up (what the API does on /schedule). Returns seconds taken."""
-        from bridge.services.scheduler import hand_over
+        from bridge.queue import hand_over
 
         started = time.monotonic()
         for post_id in post_ids:
@@ -332,9 +332,8 @@ class Bench:
 
 def prearm_seconds() -> float:
     """The workers' pre-arm time (they inherit this process's environment)."""
-    from bridge.services.scheduler import prearm_seconds as configured
-
-    return configured()
+    return Settings.from_env({**os.environ, "JWT_AUTH_SECRET_KEY": "x", "AURAREELS_WP_URL": "https://x.example",
+                              "AURAREELS_SANDBOX": "1"}).prearm_seconds
 
 
 def due_at(lead_seconds: float) -> tuple[datetime, float]:

@@ -5,6 +5,7 @@ import time
 
 from sqlalchemy import text
 
+from bridge.queue import HEARTBEAT_PREFIX, LAST_SWEEP, SCHEDULER_KEY
 from bridge.runtime import Runtime
 
 
@@ -40,8 +41,6 @@ def _redis(rt: Runtime) -> dict:
 
 
 def _workers(rt: Runtime) -> dict:
-    from bridge.worker import HEARTBEAT_PREFIX
-
     alive = sum(1 for _ in rt.redis.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100))
     if alive == 0:
         raise RuntimeError("no worker heartbeat")
@@ -50,13 +49,10 @@ def _workers(rt: Runtime) -> dict:
 
 def _scheduler(rt: Runtime) -> dict:
     """A worker stamps SCHEDULER_KEY while its RQ scheduler runs; the sweeper stamps each sweep."""
-    from bridge.services.sweeper import LAST_SWEEP, sweep_seconds
-    from bridge.worker import SCHEDULER_KEY
-
     if not rt.redis.exists(SCHEDULER_KEY):
         raise RuntimeError("no scheduler")
     last = rt.redis.get(LAST_SWEEP)
     age = time.time() - float(last) if last else None
-    if age is None or age > 3 * sweep_seconds() + 10:
+    if age is None or age > 3 * rt.settings.sweep_seconds + 10:
         raise RuntimeError("sweeper is late")
     return {"last_sweep_seconds_ago": round(age, 1)}

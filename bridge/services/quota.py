@@ -6,12 +6,12 @@ platform's documented or configured cap. A post over quota waits for the next fr
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
+from bridge.config import Settings
 from bridge.runtime import Runtime
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
@@ -23,9 +23,9 @@ WINDOW = timedelta(hours=24)
 DEFAULT_LIMITS = {"tiktok": 15, "instagram": 100, "facebook": 30, "youtube": 6, "twitter": 100, "linkedin": 150}
 
 
-def limit_for(platform: str) -> int:
-    raw = os.environ.get(f"AURAREELS_QUOTA_{platform.upper()}")
-    return int(raw) if raw and raw.isdigit() else DEFAULT_LIMITS[platform]
+def limit_for(settings: Settings, platform: str) -> int:
+    """Posts per rolling 24 h: `AURAREELS_QUOTA_<PLATFORM>` where set, else the platform's default."""
+    return settings.quota_limits.get(platform, DEFAULT_LIMITS[platform])
 
 
 @dataclass
@@ -54,7 +54,7 @@ def usage(rt: Runtime, account_id: int, platform: str, *, exclude_post: int | No
         query = query.where(p.c.id != exclude_post)
     with rt.engine.connect() as conn:
         times = [t for t in conn.execute(query).scalars().all() if t is not None]
-    limit = limit_for(platform)
+    limit = limit_for(rt.settings, platform)
     next_slot = None
     if len(times) >= limit:
         # the oldest post inside the window leaves it first

@@ -1,0 +1,317 @@
+"""Pre-armed posts: prepared before their time, claimed and sent at the instant.
+
+A scheduled wake-up runs `Settings.prearm_seconds` early (`wake`). In a threaded worker it
+prepares the post without changing its status: rows, token (refreshed if due), caption, quota,
+media probe and the platform's read-only first steps (TikTok's creator info), under an advisory
+lease the sweeper respects. The process's `Dispatcher` claims it at the due instant (a burst a
+hundred posts per UPDATE, with each post's write-ahead intent) and its first call there is the
+publishing call. A reschedule or cancel meanwhile wins: the claim is conditional on the post still
+being scheduled for that time under that lease. A forked job woken early asks RQ to wake it again
+at its time.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import random
+import threading
+import time
+from datetime import datetime
+
+from bridge import queue
+from bridge.engine.claim import claim_armed
+from bridge.engine.driver import Driver, Outcome
+from bridge.engine.leases import lease_until, leases, new_owner
+from bridge.engine.run import drive, run_post
+from bridge.logs import post_id_var
+from bridge.runtime import Runtime
+from bridge.store import posts as post_rows
+from bridge.store.db import utcnow
+from bridge.timefmt import epoch, parse_iso_z
+
+log = logging.getLogger("bridge.engine")
+
+
+def wake(rt: Runtime, post_id: int, expected_scheduled_at: str, platform: str | None = None) -> str:
+    """A scheduled wake-up, possibly before its time (`Settings.prearm_seconds` early).
+
+    Due (or less than a moment early): claims and publishes now. Early, in a process with a
+    dispatcher (the threaded worker): prepares the post and leaves it to the dispatcher, which
+    claims it and makes its publishing call at its time without holding a job slot meanwhile.
+    Early elsewhere (a forked job): asks RQ to wake it again at its time."""
+    post_id_var.set(post_id)
+    expected = parse_iso_z(expected_scheduled_at)
+    if expected is None:
+        return run_post(rt, post_id, expected_scheduled_at)
+    ahead = epoch(expected) - time.time()
+    if ahead <= 0.05:
+        return run_post(rt, post_id, expected_scheduled_at)
+    if not dispatcher.available():
+        if ahead <= 1.0:  # the claim allows a second early; the driver waits for the instant itself
+            return run_post(rt, post_id, expected_scheduled_at)
+        queue.wake_exactly(rt, post_id, expected, platform, expected_scheduled_at)
+        return "deferred"
+    return prepare(rt, post_id, expected, expected_scheduled_at)
+
+
+class Prepared:
+    """A pre-armed post: what its run needs, loaded before its time."""
+
+    __slots__ = ("rt", "post_id", "owner", "due", "expected", "post", "account", "platform", "driver", "claimed")
+
+    def __init__(self, rt, post_id, owner, due, expected, post, account, driver):
+        self.rt, self.post_id, self.owner, self.due, self.expected = rt, post_id, owner, due, expected
+        self.post, self.account, self.platform, self.driver = post, account, post["platform"], driver
+        self.claimed = False
+
+
+def prepare(rt: Runtime, post_id: int, expected: datetime, expected_scheduled_at: str) -> str:
+    """Prepare a post still scheduled for `expected` and arm it in this process's dispatcher."""
+    owner = new_owner()
+    with rt.engine.begin() as conn:
+        # The sweeper leaves a post alone while a live process holds it for its time.
+        taken = post_rows.hold_scheduled(conn, rt.tables, post_id, expected, owner, lease_until(rt))
+        post, account = post_rows.load(conn, rt.tables, post_id) if taken else (None, None)
+    if post is None:
+        log.info("post not armed: no longer scheduled for %s", expected_scheduled_at, extra={"post_id": post_id})
+        return "stale"
+    leases.hold(rt, post_id, owner)
+    driver = Driver(rt, post_id, owner)
+    try:
+        driver.prepare(post, account)
+    except Exception as exc:  # whatever went wrong shows again, and is handled, when it runs
+        log.info("preparing the post failed (%s); it is prepared again at its time", type(exc).__name__,
+                 extra={"post_id": post_id})
+        driver = Driver(rt, post_id, owner)
+    dispatcher.arm(Prepared(rt, post_id, owner, epoch(expected), expected, post, account, driver))
+    return "armed"
+
+
+def _first(run: Prepared) -> None:
+    """A claimed pre-armed post's first step, on a pool thread: its publishing call. After that
+    call it steps aside while other posts of the burst wait for theirs."""
+    post_id_var.set(run.post_id)
+    counted = [True]
+
+    def pause() -> bool:
+        if counted[0]:
+            counted[0] = False
+            dispatcher.first_done()
+        return dispatcher.firsts_pending() > 0
+
+    try:
+        outcome = drive(run.driver, post=run.post, account=run.account, quota_checked=run.driver.prepared,
+                        pause=pause)
+    finally:
+        if counted[0]:
+            dispatcher.first_done()
+    _after_step(run, outcome)
+
+
+def _resume(run: Prepared) -> None:
+    post_id_var.set(run.post_id)
+    _after_step(run, drive(run.driver))
+
+
+def _after_step(run: Prepared, outcome: Outcome) -> None:
+    if outcome is Outcome.PAUSED:
+        leases.hold(run.rt, run.post_id, run.owner)  # the lease stays with this process while it waits
+        dispatcher.park(run)
+    elif outcome is Outcome.CAPPED:  # the platform's uploads are at their cap: again in a moment
+        leases.hold(run.rt, run.post_id, run.owner)
+        dispatcher.arm(run, delay=random.uniform(0.2, 1), resume=True)
+
+
+class Dispatcher:
+    """Pre-armed posts of this process, started at their due instants.
+
+    A heap ordered by due time and one timer thread. At the instant (never before) it claims the
+    due posts, up to a hundred per UPDATE, and hands each to the worker's pool as a first step,
+    ahead of everything queued there. A run that has made its first platform call steps aside
+    (parked) while other posts of the burst still wait for theirs; the parked runs continue when
+    every first call is out. Nothing waits in a job slot. Posts of a process that dies are found
+    by the sweeper once their lease runs out."""
+
+    FIRST, NEXT = 0, 1
+    CLAIM_BATCH = 100
+    PARK_MAX = 10.0  # seconds a parked run waits at most (posts due every second would starve it)
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list = []
+        self._seq = 0
+        self._pool = None
+        self._pid = None
+        self._firsts = 0
+        self._parked: list[tuple[float, Prepared]] = []
+        self._closed = False
+        self._thread_pid = None
+
+    def attach(self, pool) -> None:
+        """Use `pool` (`submit(fn, priority)`) for the runs; starts the timer thread (once per
+        process: a worker that starts over after losing Redis attaches its new pool again)."""
+        with self._cond:
+            fresh = self._pid != os.getpid()
+            self._pool, self._pid, self._closed = pool, os.getpid(), False
+            if fresh:
+                self._heap, self._firsts, self._parked = [], 0, []
+            start = self._thread_pid != os.getpid()
+            self._thread_pid = os.getpid()
+        if start:
+            threading.Thread(target=self._run, name="dispatcher", daemon=True).start()
+
+    def available(self) -> bool:
+        return self._pool is not None and self._pid == os.getpid() and not self._closed
+
+    def armed(self) -> int:
+        return len(self._heap)
+
+    def arm(self, run: Prepared, *, delay: float = 0.0, resume: bool = False) -> None:
+        at = max(run.due, time.time() + delay)
+        with self._cond:
+            if not self._closed:
+                self._seq += 1
+                heapq.heappush(self._heap, (at, self._seq, run, resume))
+                self._cond.notify()
+                return
+        self._give_back(run, resume)  # handing back: nothing may stay parked in a leaving worker
+
+    # --- first calls of a burst go before the rest of any run
+    def firsts_pending(self) -> int:
+        return self._firsts
+
+    def first_done(self) -> None:
+        with self._cond:
+            self._firsts -= 1
+            if self._firsts > 0 or not self._parked:
+                return
+            parked, self._parked = self._parked, []
+        for _, run in parked:
+            self._submit(lambda r=run: _resume(r), self.NEXT, run)
+
+    def park(self, run: Prepared) -> None:
+        with self._cond:
+            if self._firsts > 0 and not self._closed:
+                self._parked.append((time.monotonic(), run))
+                return
+        self._submit(lambda: _resume(run), self.NEXT, run)
+
+    def _unpark_old(self) -> None:
+        limit = time.monotonic() - self.PARK_MAX
+        with self._cond:
+            if not self._parked or self._parked[0][0] > limit:
+                return
+            old = [run for at, run in self._parked if at <= limit]
+            self._parked = [(at, run) for at, run in self._parked if at > limit]
+        for run in old:
+            self._submit(lambda r=run: _resume(r), self.NEXT, run)
+
+    def hand_back(self) -> int:
+        """A worker leaving warm: the posts armed here go back to RQ for their time (their advisory
+        lease freed), and claimed runs waiting between steps release their lease for the next step."""
+        with self._cond:
+            waiting = [(run, resume) for _, _, run, resume in self._heap] + [(run, True) for _, run in self._parked]
+            self._heap, self._parked, self._closed = [], [], True
+        for run, resume in waiting:
+            self._give_back(run, resume)
+        return len(waiting)
+
+    def _give_back(self, run: Prepared, resume: bool) -> None:
+        try:
+            leases.drop(run.post_id, run.owner)
+            if resume:
+                driver = run.driver
+                known = driver.started or driver.prepared  # else its metadata was never loaded
+                driver.release(utcnow(), metadata=driver.metadata if known else None)
+                return
+            with run.rt.engine.begin() as conn:
+                post_rows.let_go_scheduled(conn, run.rt.tables, run.post_id, run.owner)
+            queue.wake_exactly(run.rt, run.post_id, run.expected, run.platform)
+        except Exception as exc:  # the sweeper finds it once the lease ran out
+            log.warning("could not hand back a pre-armed post: %s", type(exc).__name__,
+                        extra={"post_id": run.post_id})
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while pid == os.getpid():
+            try:
+                self._round()
+            except Exception as exc:  # a pool shut down under it, MySQL away: the next round goes on
+                log.warning("dispatcher round failed: %s", type(exc).__name__)
+                time.sleep(0.5)
+
+    def _round(self) -> None:
+        self._unpark_old()
+        with self._cond:
+            if not self._heap or self._heap[0][0] > time.time():
+                self._cond.wait(timeout=min(0.5, self._heap[0][0] - time.time()) if self._heap else 0.5)
+            now = time.time()
+            due = []
+            while self._heap and self._heap[0][0] <= now:
+                due.append(heapq.heappop(self._heap))
+        if self._closed:  # the worker is leaving: what came due goes back to RQ
+            for _, _, run, resume in due:
+                self._give_back(run, resume)
+            return
+        fresh = []
+        for _, _, run, resume in due:
+            if resume:
+                self._submit(lambda r=run: _resume(r), self.NEXT, run)
+            else:
+                fresh.append(run)
+        # batches of one runtime and one due instant, in one lock order (ids ascending)
+        fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
+        batch: list[Prepared] = []
+        for run in fresh:
+            if batch and (len(batch) >= self.CLAIM_BATCH or run.rt is not batch[0].rt
+                          or run.expected != batch[0].expected):
+                self._claim_and_start(batch)
+                batch = []
+            batch.append(run)
+        if batch:
+            self._claim_and_start(batch)
+
+    def _claim_and_start(self, runs: list[Prepared]) -> None:
+        """Claim runs of one runtime due at one instant, together, then start each as a first step."""
+        rt, expected = runs[0].rt, runs[0].expected
+        ahead = {run.post_id: run.driver.write_ahead() for run in runs}
+        won: set[int] = set()
+        try:
+            with rt.engine.begin() as conn:
+                won = claim_armed(conn, rt, expected, [(r.post_id, r.owner, ahead[r.post_id]) for r in runs])
+        except Exception as exc:  # MySQL away, a deadlock: nothing was claimed in this batch
+            log.warning("claiming %d pre-armed posts failed (%s); each claims alone", len(runs), type(exc).__name__)
+            for run in runs:
+                try:
+                    with rt.engine.begin() as conn:
+                        won |= claim_armed(conn, rt, expected, [(run.post_id, run.owner, ahead[run.post_id])])
+                except Exception:  # the sweeper sends it once this process's lease ran out
+                    pass
+        started = []
+        for run in runs:
+            if run.post_id in won:
+                run.claimed = True
+                run.driver.ahead_written = ahead[run.post_id] is not None
+                started.append(run)
+            else:
+                leases.drop(run.post_id, run.owner)
+                log.info("pre-armed post not claimed: rescheduled, cancelled or taken", extra={"post_id": run.post_id})
+        with self._cond:
+            self._firsts += len(started)
+        for run in started:
+            self._submit(lambda r=run: _first(r), self.FIRST, run)
+
+    def _submit(self, fn, priority: int, run: Prepared) -> None:
+        """Hand a run to the pool; a pool that was shut down meanwhile (the worker leaving) gets
+        nothing, and the run goes back to RQ instead of staying leased here for ever."""
+        try:
+            self._pool.submit(fn, priority)
+        except RuntimeError:
+            with self._cond:
+                if self._firsts > 0 and priority == self.FIRST:
+                    self._firsts -= 1
+            self._give_back(run, resume=run.claimed)
+
+
+dispatcher = Dispatcher()
