@@ -84,6 +84,7 @@ class Driver:
         self.ahead_written = False  # the claim stored the first step's intent (`write_ahead`)
         self.refreshed = False
         self.reconciling = False
+        self.unsaved = False  # a checkpoint to write before the next step (see `loop`)
         self.quota_wait: datetime | None = None
         self.quota_room: int | None = None
         self.quota_checked = False  # quota_wait was counted when the post was prepared
@@ -245,6 +246,10 @@ class Driver:
         from the same state."""
         metadata = self.metadata
         for _ in range(MAX_STEPS_PER_RUN):
+            if self.unsaved:  # the checkpoint of a call made before the run paused
+                self.unsaved = False
+                if not self.persist(metadata):
+                    return Outcome.LOST_LEASE
             outcome = self._quota_gate()
             if outcome is not None:
                 return outcome
@@ -272,11 +277,15 @@ class Driver:
                 return self.succeed(result, metadata)
             if result.wait is not None:
                 return self.release(_after(result.wait), reason="processing", metadata=metadata)
+            if pause is not None and pause():
+                # Other posts of the burst still wait for their publishing call: this one steps
+                # aside, and writes its checkpoint when it goes on (its intent is stored: a crash
+                # meanwhile makes the next run ask the platform first).
+                self.unsaved = wrote
+                return Outcome.PAUSED
             if wrote and not self.persist(metadata):
                 log.warning("lease lost; another worker has the post", extra={"post_id": self.post_id})
                 return Outcome.LOST_LEASE
-            if pause is not None and pause():
-                return Outcome.PAUSED
         return self.release(utcnow(), metadata=metadata)
 
     def _step(self):

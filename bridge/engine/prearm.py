@@ -260,20 +260,23 @@ class Dispatcher:
                 self._submit(lambda r=run: _resume(r), self.NEXT, run)
             else:
                 fresh.append(run)
-        # batches of one runtime and one due instant, in one lock order (ids ascending)
+        # batches of one runtime and one due instant, in one lock order (ids ascending); every
+        # batch is claimed before any run starts (started runs compete for the interpreter)
         fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
-        batch: list[Prepared] = []
+        batches: list[list[Prepared]] = []
         for run in fresh:
-            if batch and (len(batch) >= self.CLAIM_BATCH or run.rt is not batch[0].rt
-                          or run.expected != batch[0].expected):
-                self._claim_and_start(batch)
-                batch = []
-            batch.append(run)
-        if batch:
-            self._claim_and_start(batch)
+            if not batches or len(batches[-1]) >= self.CLAIM_BATCH or run.rt is not batches[-1][0].rt \
+                    or run.expected != batches[-1][0].expected:
+                batches.append([])
+            batches[-1].append(run)
+        started = [run for batch in batches for run in self._claim(batch)]
+        with self._cond:
+            self._firsts += len(started)
+        for run in started:
+            self._submit(lambda r=run: _first(r), self.FIRST, run)
 
-    def _claim_and_start(self, runs: list[Prepared]) -> None:
-        """Claim runs of one runtime due at one instant, together, then start each as a first step."""
+    def _claim(self, runs: list[Prepared]) -> list[Prepared]:
+        """Claim runs of one runtime due at one instant, together. Returns the runs claimed."""
         rt, expected = runs[0].rt, runs[0].expected
         ahead = {run.post_id: run.driver.write_ahead() for run in runs}
         won: set[int] = set()
@@ -297,10 +300,7 @@ class Dispatcher:
             else:
                 leases.drop(run.post_id, run.owner)
                 log.info("pre-armed post not claimed: rescheduled, cancelled or taken", extra={"post_id": run.post_id})
-        with self._cond:
-            self._firsts += len(started)
-        for run in started:
-            self._submit(lambda r=run: _first(r), self.FIRST, run)
+        return started
 
     def _submit(self, fn, priority: int, run: Prepared) -> None:
         """Hand a run to the pool; a pool that was shut down meanwhile (the worker leaving) gets

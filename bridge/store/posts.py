@@ -75,14 +75,15 @@ _CHECKPOINT: dict[str, object] = {}
 
 def write_checkpoint(conn, tables: Tables, post_id: int, owner: str, metadata: dict, lease_until: datetime,
                      now: datetime) -> bool:
-    """Store a publishing post's metadata (checkpoint, intent, progress) and renew its lease, only
+    """Store a claimed post's metadata (checkpoint, intent, progress) and renew its lease, only
     while `owner` holds it. False: the lease is gone (another worker has the post)."""
     p = tables.posts
     statement = _CHECKPOINT.get(p.name)
     if statement is None:  # built once: building it per step cost more than running it
-        statement = update(p).where(
-            p.c.id == bindparam("pid"), p.c.status == "publishing", p.c.lease_owner == bindparam("owner"),
-        ).values(metadata=bindparam("md"), lease_until=bindparam("lease"), updated_at=bindparam("now"))
+        # by primary key and owner only (owners are unique per run and held only by a claimed
+        # post): a status condition lets the optimizer scan the status index instead
+        statement = update(p).where(p.c.id == bindparam("pid"), p.c.lease_owner == bindparam("owner")).values(
+            metadata=bindparam("md"), lease_until=bindparam("lease"), updated_at=bindparam("now"))
         _CHECKPOINT[p.name] = statement
     result = conn.execute(statement, {"pid": post_id, "owner": owner, "md": json.dumps(metadata),
                                       "lease": lease_until, "now": now})
@@ -90,10 +91,9 @@ def write_checkpoint(conn, tables: Tables, post_id: int, owner: str, metadata: d
 
 
 def release(conn, tables: Tables, post_id: int, owner: str, **values) -> bool:
-    """Let go of a publishing post held by `owner`, setting `values` (next_attempt_at, metadata, ...)."""
+    """Let go of a claimed post held by `owner`, setting `values` (next_attempt_at, metadata, ...)."""
     p = tables.posts
-    return conn.execute(update(p).where(p.c.id == post_id, p.c.status == "publishing",
-                                        p.c.lease_owner == owner)
+    return conn.execute(update(p).where(p.c.id == post_id, p.c.lease_owner == owner)
                         .values(lease_owner=None, lease_until=None, **values)).rowcount == 1
 
 
