@@ -335,12 +335,74 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
         os._exit(1)
 
 
-def pool_settings(concurrency: int) -> dict:
-    """SQLAlchemy pool for a worker running `concurrency` jobs at once. A job holds a connection
-    only between its statements' begin and commit, never across a platform call, so a fraction
-    suffices: at most 25 per worker process keeps five workers (and the API) under MariaDB's
-    default max_connections of 151."""
-    return {"pool_size": max(5, min(concurrency // 5, 20)), "max_overflow": 5, "pool_timeout": 60}
+def pool_settings(concurrency: int, processes: int = 1) -> dict:
+    """SQLAlchemy pool for a worker process running `concurrency` jobs at once, one of `processes`
+    of one `worker` command. A job holds a connection only between its statements' begin and
+    commit, never across a platform call, so a fraction suffices: at most 25 per command keeps five
+    workers (and the API) under MariaDB's default max_connections of 151."""
+    size = max(2, min(concurrency // 5, 20) // processes)
+    return {"pool_size": size, "max_overflow": max(1, 5 // processes), "pool_timeout": 60}
+
+
+def default_processes() -> int:
+    """One process per two cores: a process runs Python on one core at a time, and MariaDB, Redis
+    and the API on the same machine want the others."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def run_processes(count: int, work) -> int:
+    """Run `work` (a whole worker) in `count` forked processes and wait for them. A stop signal is
+    passed on to each; a child whose parent died stops too (it is left with no one to supervise
+    it). The first child to end ends the others: the command is restarted whole by its supervisor."""
+    import signal
+
+    children: list[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            _die_with_parent(signal.SIGTERM)
+            code = 1
+            try:
+                code = work()
+            finally:
+                os._exit(code or 0)
+        children.append(pid)
+
+    def pass_on(signum, frame):
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, pass_on)
+    worst, stopping = 0, False
+    left = set(children)
+    while left:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in left:
+            continue
+        left.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, code if code >= 0 else 1)
+        if left and not stopping:  # once: a second signal would make the others leave cold
+            stopping = True
+            pass_on(signal.SIGTERM, None)
+    return worst
+
+
+def _die_with_parent(signum: int) -> None:
+    """Linux: this process gets `signum` when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)
+    except Exception:  # elsewhere the maintenance thread's checks are all there is
+        pass
 
 
 def _preload() -> None:
