@@ -21,6 +21,7 @@ import redis as redis_lib
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from bridge.runtime import Runtime
 from bridge.timefmt import iso_z
@@ -126,6 +127,22 @@ def drop(rt: Runtime, post_id: int, scheduled_at: datetime | None = None) -> Non
             pass
         except (redis_lib.exceptions.RedisError, OSError):
             return
+
+
+def forget_wake_ups(rt: Runtime, post_ids: list[int]) -> None:
+    """Drop the early wake-ups of posts a threaded worker took from MySQL to hold for their time, in
+    one round trip (a wake-up already on its way finds the post held and does nothing; RQ skips a
+    queued job whose data is gone)."""
+    if not post_ids:
+        return
+    ids = [wake_job_id(post_id) for post_id in post_ids]
+    try:
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.zrem(ScheduledJobRegistry(PUBLISH_QUEUE, connection=rt.redis).key, *ids)
+        pipe.delete(*[Job.key_for(job_id) for job_id in ids])
+        pipe.execute()
+    except (redis_lib.exceptions.RedisError, OSError):
+        pass  # each one finds its post held when it runs
 
 
 def deliver_later(rt: Runtime, event: str, post_id: int, event_id: str) -> None:

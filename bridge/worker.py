@@ -30,7 +30,7 @@ from rq.worker import WorkerStatus
 from sqlalchemy import and_, select
 
 from bridge import jobs
-from bridge.engine import dispatcher
+from bridge.engine import armer, dispatcher
 from bridge.engine.sweeper import sweep
 from bridge.platforms.errors import PlatformError
 from bridge.queue import HEARTBEAT_PREFIX, HEARTBEAT_TTL, QUEUES, SCHEDULER_KEY, SENTINEL
@@ -453,6 +453,8 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, fork
     if threaded:
         worker = ThreadedWorker(queues(rt), connection=rt.redis, name=name, concurrency=concurrency)
         dispatcher.attach(worker.pool)
+        if not burst:
+            armer.start(rt, worker.pool)
     else:
         worker = (SimpleWorker if embedded else ForkingWorker)(queues(rt), connection=rt.redis, name=name)
     in_thread = None

@@ -12,7 +12,7 @@
 MySQL is the truth: Redis only carries wake-ups, and the sweeper rebuilds them from MySQL.
 """
 from bridge.engine.claim import claim
-from bridge.engine.prearm import dispatcher, wake
+from bridge.engine.prearm import armer, dispatcher, wake
 from bridge.engine.run import run_post
 
-__all__ = ["claim", "dispatcher", "run_post", "wake"]
+__all__ = ["armer", "claim", "dispatcher", "run_post", "wake"]

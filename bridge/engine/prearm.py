@@ -3,24 +3,25 @@
 A scheduled wake-up runs `Settings.prearm_seconds` early (`wake`). In a threaded worker it
 prepares the post without changing its status: rows, token (refreshed if due), caption, quota,
 media probe and the platform's read-only first steps (TikTok's creator info), under an advisory
-lease the sweeper respects. The process's `Dispatcher` claims it at the due instant (a burst a
-hundred posts per UPDATE, with each post's write-ahead intent) and its first call there is the
-publishing call. A reschedule or cancel meanwhile wins: the claim is conditional on the post still
+lease the sweeper respects. The process's `Dispatcher` claims it a moment before its instant (a
+burst a hundred posts per UPDATE, with each post's write-ahead intent; a claim may come a second
+early, as any wake-up's) and its first call, at the instant, is the publishing call. A reschedule or cancel meanwhile wins: the claim is conditional on the post still
 being scheduled for that time under that lease. A forked job woken early asks RQ to wake it again
 at its time.
 """
 from __future__ import annotations
 
 import heapq
+import itertools
 import logging
 import os
 import random
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bridge import queue
-from bridge.engine.claim import claim_armed
+from bridge.engine.claim import EARLY, claim_armed
 from bridge.engine.driver import Driver, Outcome
 from bridge.engine.leases import lease_until, leases, new_owner
 from bridge.engine.run import drive, run_post
@@ -71,11 +72,20 @@ def prepare(rt: Runtime, post_id: int, expected: datetime, expected_scheduled_at
     owner = new_owner()
     with rt.engine.begin() as conn:
         # The sweeper leaves a post alone while a live process holds it for its time.
-        taken = post_rows.hold_scheduled(conn, rt.tables, post_id, expected, owner, lease_until(rt))
+        taken = post_rows.hold_scheduled(conn, rt.tables, post_id, expected, owner, lease_until(rt), utcnow())
         post, account = post_rows.load(conn, rt.tables, post_id) if taken else (None, None)
     if post is None:
-        log.info("post not armed: no longer scheduled for %s", expected_scheduled_at, extra={"post_id": post_id})
-        return "stale"
+        log.info("post not armed: held by a worker, or no longer scheduled for %s", expected_scheduled_at,
+                 extra={"post_id": post_id})
+        return "not_armed"
+    _prepare_held(rt, post, account, owner)
+    return "armed"
+
+
+def _prepare_held(rt: Runtime, post: dict, account: dict | None, owner: str) -> None:
+    """Prepare a post this process holds for its time and arm it in the dispatcher."""
+    post_id = int(post["id"])
+    post_id_var.set(post_id)
     leases.hold(rt, post_id, owner)
     driver = Driver(rt, post_id, owner)
     try:
@@ -84,8 +94,8 @@ def prepare(rt: Runtime, post_id: int, expected: datetime, expected_scheduled_at
         log.info("preparing the post failed (%s); it is prepared again at its time", type(exc).__name__,
                  extra={"post_id": post_id})
         driver = Driver(rt, post_id, owner)
+    expected = post["scheduled_at"]
     dispatcher.arm(Prepared(rt, post_id, owner, epoch(expected), expected, post, account, driver))
-    return "armed"
 
 
 def _first(run: Prepared) -> None:
@@ -97,15 +107,15 @@ def _first(run: Prepared) -> None:
     def pause() -> bool:
         if counted[0]:
             counted[0] = False
-            dispatcher.first_done()
-        return dispatcher.firsts_pending() > 0
+            dispatcher.first_done(run)
+        return dispatcher.firsts_pending(run)
 
     try:
         outcome = drive(run.driver, post=run.post, account=run.account, quota_checked=run.driver.prepared,
                         pause=pause)
     finally:
         if counted[0]:
-            dispatcher.first_done()
+            dispatcher.first_done(run)
     _after_step(run, outcome)
 
 
@@ -123,18 +133,75 @@ def _after_step(run: Prepared, outcome: Outcome) -> None:
         dispatcher.arm(run, delay=random.uniform(0.2, 1), resume=True)
 
 
+class FleetFirsts:
+    """Publishing calls of a burst (posts due at one instant) still to be made, across the fleet:
+    a Redis counter per instant, raised by each worker's claim and lowered by each call. Read at
+    most every 50 ms per instant; without Redis nothing waits for other workers."""
+
+    TTL = 30  # a worker that dies mid-burst leaves a count that expires (PARK_MAX bounds any wait)
+    FRESH = 0.05
+
+    def __init__(self):
+        self._read: dict[str, tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+        self._done: dict[tuple[int, float], tuple[Runtime, int]] = {}
+
+    @staticmethod
+    def _key(due: float) -> str:
+        return f"bridge:firsts:{int(due)}"
+
+    def add(self, rt: Runtime, due: float, count: int) -> None:
+        try:
+            pipe = rt.redis.pipeline(transaction=False)
+            pipe.incrby(self._key(due), count)
+            pipe.expire(self._key(due), self.TTL)
+            pipe.execute()
+        except Exception:
+            pass
+
+    def done(self, rt: Runtime, due: float) -> None:
+        """Counted here; `flush` lowers the fleet's count (one command for many calls)."""
+        with self._lock:
+            _, count = self._done.get((id(rt), due), (rt, 0))
+            self._done[(id(rt), due)] = (rt, count + 1)
+
+    def flush(self) -> None:
+        with self._lock:
+            done, self._done = self._done, {}
+        for (_, due), (rt, count) in done.items():
+            try:
+                rt.redis.decrby(self._key(due), count)
+            except Exception:
+                pass
+
+    def pending(self, rt: Runtime, due: float) -> bool:
+        key, now = self._key(due), time.monotonic()
+        seen = self._read.get(key)
+        if seen is not None and now - seen[0] < self.FRESH:
+            return seen[1]
+        try:
+            waiting = int(rt.redis.get(key) or 0) > 0
+        except Exception:
+            waiting = False
+        self._read[key] = (now, waiting)
+        if len(self._read) > 1000:
+            self._read.clear()
+        return waiting
+
+
 class Dispatcher:
     """Pre-armed posts of this process, started at their due instants.
 
-    A heap ordered by due time and one timer thread. At the instant (never before) it claims the
-    due posts, up to a hundred per UPDATE, and hands each to the worker's pool as a first step,
-    ahead of everything queued there. A run that has made its first platform call steps aside
+    A heap ordered by due time and one timer thread. A moment before the instant it claims the due
+    posts, up to a hundred per UPDATE, and hands each to the worker's pool as a first step, ahead
+    of everything queued there; the run waits for the instant before its first call. A run that has made its first platform call steps aside
     (parked) while other posts of the burst still wait for theirs; the parked runs continue when
     every first call is out. Nothing waits in a job slot. Posts of a process that dies are found
     by the sweeper once their lease runs out."""
 
     FIRST, NEXT = 0, 1
     CLAIM_BATCH = 100
+    CLAIM_AHEAD = EARLY.total_seconds()
     PARK_MAX = 10.0  # seconds a parked run waits at most (posts due every second would starve it)
 
     def __init__(self):
@@ -147,6 +214,7 @@ class Dispatcher:
         self._parked: list[tuple[float, Prepared]] = []
         self._closed = False
         self._thread_pid = None
+        self._fleet = FleetFirsts()
 
     def attach(self, pool) -> None:
         """Use `pool` (`submit(fn, priority)`) for the runs; starts the timer thread (once per
@@ -168,7 +236,9 @@ class Dispatcher:
         return len(self._heap)
 
     def arm(self, run: Prepared, *, delay: float = 0.0, resume: bool = False) -> None:
-        at = max(run.due, time.time() + delay)
+        # a burst is claimed a moment ahead of its instant (as any wake-up may be), so its runs are
+        # on their threads, waiting for the instant, when it comes; no call leaves before it
+        at = max(run.due - (0.0 if resume else self.CLAIM_AHEAD), time.time() + delay)
         with self._cond:
             if not self._closed:
                 self._seq += 1
@@ -177,34 +247,41 @@ class Dispatcher:
                 return
         self._give_back(run, resume)  # handing back: nothing may stay parked in a leaving worker
 
-    # --- first calls of a burst go before the rest of any run
-    def firsts_pending(self) -> int:
-        return self._firsts
+    # --- publishing calls of a burst go before the rest of any run, in this process and fleet-wide
+    def firsts_pending(self, run: Prepared) -> bool:
+        """Whether posts of `run`'s burst still wait for their publishing call, here or in another
+        worker (whose uploads would otherwise compete with them for the machine)."""
+        return self._firsts > 0 or self._fleet.pending(run.rt, run.due)
 
-    def first_done(self) -> None:
+    def first_done(self, run: Prepared) -> None:
+        self._fleet.done(run.rt, run.due)
         with self._cond:
             self._firsts -= 1
-            if self._firsts > 0 or not self._parked:
-                return
-            parked, self._parked = self._parked, []
-        for _, run in parked:
-            self._submit(lambda r=run: _resume(r), self.NEXT, run)
+            if self._firsts <= 0:
+                self._cond.notify()  # the timer thread tells the fleet and lets the parked runs go on
 
     def park(self, run: Prepared) -> None:
+        pending = self.firsts_pending(run)
         with self._cond:
-            if self._firsts > 0 and not self._closed:
+            if not self._closed and pending:
                 self._parked.append((time.monotonic(), run))
                 return
         self._submit(lambda: _resume(run), self.NEXT, run)
 
-    def _unpark_old(self) -> None:
+    def _unpark(self) -> None:
+        """Parked runs go on once their burst's publishing calls are all made (or after PARK_MAX)."""
         limit = time.monotonic() - self.PARK_MAX
         with self._cond:
-            if not self._parked or self._parked[0][0] > limit:
+            if not self._parked or (self._firsts > 0 and self._parked[0][0] > limit):
                 return
-            old = [run for at, run in self._parked if at <= limit]
-            self._parked = [(at, run) for at, run in self._parked if at > limit]
-        for run in old:
+            parked = list(self._parked)
+        go = {id(run) for at, run in parked if at <= limit or not self.firsts_pending(run)}
+        if not go:
+            return
+        with self._cond:
+            leaving = [run for _, run in self._parked if id(run) in go]
+            self._parked = [(at, run) for at, run in self._parked if id(run) not in go]
+        for run in leaving:
             self._submit(lambda r=run: _resume(r), self.NEXT, run)
 
     def hand_back(self) -> int:
@@ -242,10 +319,12 @@ class Dispatcher:
                 time.sleep(0.5)
 
     def _round(self) -> None:
-        self._unpark_old()
+        self._fleet.flush()
+        self._unpark()
         with self._cond:
+            longest = 0.05 if self._parked else 0.5
             if not self._heap or self._heap[0][0] > time.time():
-                self._cond.wait(timeout=min(0.5, self._heap[0][0] - time.time()) if self._heap else 0.5)
+                self._cond.wait(timeout=min(longest, self._heap[0][0] - time.time()) if self._heap else longest)
             now = time.time()
             due = []
             while self._heap and self._heap[0][0] <= now:
@@ -272,6 +351,8 @@ class Dispatcher:
         started = [run for batch in batches for run in self._claim(batch)]
         with self._cond:
             self._firsts += len(started)
+        for (rt, due), runs in itertools.groupby(started, key=lambda r: (r.rt, r.due)):
+            self._fleet.add(rt, due, len(list(runs)))
         for run in started:
             self._submit(lambda r=run: _first(r), self.FIRST, run)
 
@@ -308,10 +389,92 @@ class Dispatcher:
         try:
             self._pool.submit(fn, priority)
         except RuntimeError:
-            with self._cond:
-                if self._firsts > 0 and priority == self.FIRST:
-                    self._firsts -= 1
+            if priority == self.FIRST:
+                self.first_done(run)
             self._give_back(run, resume=run.claimed)
 
 
+class Armer:
+    """Scheduled posts due within the pre-arm time, taken from MySQL a batch at a time by each
+    threaded worker (an advisory lease on each, in one UPDATE) and prepared on its threads: a burst
+    of thousands costs a few statements instead of a job each, and a wiped Redis cannot keep a post
+    from its time. Their early RQ wake-ups, the fallback for forking workers, are dropped."""
+
+    BATCH = 200  # posts taken and not yet prepared in this process, at most
+    EVERY = 1.0
+    RECENT = timedelta(seconds=60)  # posts due this recently, still unheld, are taken too (sent at once)
+    PRIORITY = 1  # beside queued jobs, after first calls
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rt = self._pool = self._pid = None
+        self._preparing = 0
+
+    def start(self, rt: Runtime, pool) -> None:
+        """Arm posts of `rt` on `pool`'s threads (the thread starts once per process)."""
+        with self._lock:
+            start = self._pid != os.getpid()
+            self._rt, self._pool, self._pid = rt, pool, os.getpid()
+            if start:
+                self._preparing = 0
+        if start:
+            threading.Thread(target=self._run, name="armer", daemon=True).start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while pid == os.getpid():
+            try:
+                full = self.round() >= self.BATCH // 2
+            except Exception as exc:  # MySQL away: the next round goes on
+                log.warning("arming round failed: %s", type(exc).__name__)
+                full = False
+            if not full:
+                time.sleep(self.EVERY)
+
+    def round(self) -> int:
+        """Take and start preparing the posts due soon that nobody holds. Returns how many."""
+        rt, pool = self._rt, self._pool
+        if rt is None or rt.settings.scheduler != "rq" or rt.settings.prearm_seconds <= 0 \
+                or not dispatcher.available():
+            return 0
+        room = self.BATCH - self._preparing
+        if room <= 0:
+            return 0
+        now = utcnow()
+        with rt.engine.begin() as conn:
+            taken = post_rows.hold_due_soon(conn, rt.tables, now - self.RECENT,
+                                            now + timedelta(seconds=rt.settings.prearm_seconds), now, room,
+                                            lambda _: new_owner(), lease_until(rt))
+        queue.forget_wake_ups(rt, [int(post["id"]) for post, _, _ in taken])
+        for post, account, owner in taken:
+            with self._lock:
+                self._preparing += 1
+            try:
+                pool.submit(lambda p=post, a=account, o=owner: self._prepare(rt, p, a, o), self.PRIORITY)
+            except RuntimeError:  # the worker is leaving: the post goes back to RQ for its time
+                self._done()
+                self._give_back(rt, post, owner)
+        return len(taken)
+
+    def _prepare(self, rt: Runtime, post: dict, account: dict | None, owner: str) -> None:
+        try:
+            _prepare_held(rt, post, account, owner)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._preparing -= 1
+
+    @staticmethod
+    def _give_back(rt: Runtime, post: dict, owner: str) -> None:
+        try:
+            with rt.engine.begin() as conn:
+                post_rows.let_go_scheduled(conn, rt.tables, int(post["id"]), owner)
+            queue.wake_exactly(rt, int(post["id"]), post["scheduled_at"], post["platform"])
+        except Exception as exc:  # the sweeper finds it once the lease ran out
+            log.warning("could not hand back a post: %s", type(exc).__name__, extra={"post_id": post["id"]})
+
+
 dispatcher = Dispatcher()
+armer = Armer()

@@ -44,8 +44,9 @@ def rearm(rt: Runtime, horizon: timedelta | None) -> int:
     """Make sure scheduled posts due within `horizon` (all, when None) have a wake-up."""
     p = rt.tables.posts
     now = utcnow()
-    query = select(p.c.id, p.c.scheduled_at, p.c.wp_user_id, p.c.platform).where(p.c.status == "scheduled",
-                                                                    p.c.scheduled_at > now)
+    # a post held by a worker for its time (pre-armed) needs no wake-up
+    query = select(p.c.id, p.c.scheduled_at, p.c.wp_user_id, p.c.platform).where(
+        p.c.status == "scheduled", p.c.scheduled_at > now, lease_free(rt.tables, now))
     if horizon is not None:
         query = query.where(p.c.scheduled_at <= now + horizon)
     with rt.engine.connect() as conn:

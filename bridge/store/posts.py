@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import bindparam, case, or_, select, update
 
 from bridge.store.tables import Tables
 from bridge.timefmt import fmt
@@ -108,14 +108,39 @@ def take_next_step(conn, tables: Tables, post_id: int, owner: str, now: datetime
 
 
 def hold_scheduled(conn, tables: Tables, post_id: int, scheduled_at: datetime, owner: str,
-                   lease_until: datetime) -> bool:
-    """An advisory lease on a post still scheduled for `scheduled_at` (a worker holds it ready for
-    its time). Its status is untouched, so a reschedule or a cancel still wins; the newest holder
-    wins over an older one."""
+                   lease_until: datetime, now: datetime) -> bool:
+    """An advisory lease on a post still scheduled for `scheduled_at` that nobody holds (a worker
+    holds it ready for its time). Its status is untouched, so a reschedule or a cancel still wins."""
     p = tables.posts
     return conn.execute(update(p).where(
-        p.c.id == post_id, p.c.status == "scheduled", p.c.scheduled_at == scheduled_at,
+        p.c.id == post_id, p.c.status == "scheduled", p.c.scheduled_at == scheduled_at, lease_free(tables, now),
     ).values(lease_owner=owner, lease_until=lease_until)).rowcount == 1
+
+
+def hold_due_soon(conn, tables: Tables, since: datetime, until: datetime, now: datetime, limit: int,
+                  owner_of, lease_until: datetime) -> list[tuple[dict, dict | None, str]]:
+    """Take an advisory lease on up to `limit` scheduled posts due between `since` and `until` that
+    nobody holds, soonest first, and load them. `owner_of(post_id)` names each one's owner. Returns
+    (post, account, owner) for each post taken (another worker may have taken some meanwhile)."""
+    p = tables.posts
+    found = conn.execute(select(p.c.id).where(
+        p.c.status == "scheduled", p.c.scheduled_at >= since, p.c.scheduled_at <= until, lease_free(tables, now),
+    ).order_by(p.c.scheduled_at, p.c.id).limit(limit)).scalars().all()
+    if not found:
+        return []
+    owners = {post_id: owner_of(post_id) for post_id in found}
+    conn.execute(update(p).where(p.c.id.in_(found), p.c.status == "scheduled", lease_free(tables, now))
+                 .values(lease_owner=case(owners, value=p.c.id), lease_until=lease_until))
+    a = tables.accounts
+    rows = conn.execute(select(p, *[c.label(f"account__{c.name}") for c in a.c])
+                        .select_from(p.outerjoin(a, a.c.id == p.c.social_account_id))
+                        .where(p.c.id.in_(found), p.c.lease_owner.in_(list(owners.values())))).mappings().all()
+    taken = []
+    for row in rows:
+        post = {c.name: row[c.name] for c in p.c}
+        account = {c.name: row[f"account__{c.name}"] for c in a.c} if row["account__id"] is not None else None
+        taken.append((post, account, post["lease_owner"]))
+    return taken
 
 
 def let_go_scheduled(conn, tables: Tables, post_id: int, owner: str) -> None:
