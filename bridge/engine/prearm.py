@@ -402,7 +402,6 @@ class Armer:
 
     BATCH = 200  # posts taken and not yet prepared in this process, at most
     EVERY = 1.0
-    RECENT = timedelta(seconds=60)  # posts due this recently, still unheld, are taken too (sent at once)
     PRIORITY = 1  # beside queued jobs, after first calls
 
     def __init__(self):
@@ -442,7 +441,8 @@ class Armer:
             return 0
         now = utcnow()
         with rt.engine.begin() as conn:
-            taken = post_rows.hold_due_soon(conn, rt.tables, now - self.RECENT,
+            # due ones nobody holds are taken too (sent at once), unless missed: their wake-up fails them
+            taken = post_rows.hold_due_soon(conn, rt.tables, now - rt.settings.missed_after,
                                             now + timedelta(seconds=rt.settings.prearm_seconds), now, room,
                                             lambda _: new_owner(), lease_until(rt))
         queue.forget_wake_ups(rt, [int(post["id"]) for post, _, _ in taken])
