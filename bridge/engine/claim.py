@@ -3,7 +3,7 @@
 A wake-up for a post still scheduled for exactly that time moves it to `publishing` under a lease;
 the next step of a publishing post is taken when its lease is free and the step is due. Of two
 wake-ups for one post one claims and the other learns why not. A burst of posts prepared for one
-instant is claimed a hundred per UPDATE (`claim_armed`).
+instant is claimed 250 per UPDATE (`claim_armed`).
 """
 from __future__ import annotations
 

@@ -201,7 +201,9 @@ class Driver:
             job = self._job(metadata.get("checkpoint") or {})
             if self.client.step_has_effect(job):
                 return
+            failpoint(self.rt, "before_step")
             result = self.client.publish_step(job)
+            failpoint(self.rt, "after_step")
             if result.done or result.wait is not None:
                 return  # not a first read: the run makes it again
             metadata["checkpoint"] = result.checkpoint

@@ -4,7 +4,7 @@ A scheduled wake-up runs `Settings.prearm_seconds` early (`wake`). In a threaded
 prepares the post without changing its status: rows, token (refreshed if due), caption, quota,
 media probe and the platform's read-only first steps (TikTok's creator info), under an advisory
 lease the sweeper respects. The process's `Dispatcher` claims it a moment before its instant (a
-burst a hundred posts per UPDATE, with each post's write-ahead intent; a claim may come a second
+burst 250 posts per UPDATE, with each post's write-ahead intent; a claim may come a second
 early, as any wake-up's) and its first call, at the instant, is the publishing call. A reschedule or cancel meanwhile wins: the claim is conditional on the post still
 being scheduled for that time under that lease. A forked job woken early asks RQ to wake it again
 at its time.
@@ -12,7 +12,6 @@ at its time.
 from __future__ import annotations
 
 import heapq
-import itertools
 import logging
 import os
 import random
@@ -193,14 +192,14 @@ class Dispatcher:
     """Pre-armed posts of this process, started at their due instants.
 
     A heap ordered by due time and one timer thread. A moment before the instant it claims the due
-    posts, up to a hundred per UPDATE, and hands each to the worker's pool as a first step, ahead
+    posts, up to 250 per UPDATE, and hands each to the worker's pool as a first step, ahead
     of everything queued there; the run waits for the instant before its first call. A run that has made its first platform call steps aside
     (parked) while other posts of the burst still wait for theirs; the parked runs continue when
     every first call is out. Nothing waits in a job slot. Posts of a process that dies are found
     by the sweeper once their lease runs out."""
 
     FIRST, NEXT = 0, 1
-    CLAIM_BATCH = 100
+    CLAIM_BATCH = 250
     CLAIM_AHEAD = EARLY.total_seconds()
     PARK_MAX = 10.0  # seconds a parked run waits at most (posts due every second would starve it)
 
@@ -339,8 +338,8 @@ class Dispatcher:
                 self._submit(lambda r=run: _resume(r), self.NEXT, run)
             else:
                 fresh.append(run)
-        # batches of one runtime and one due instant, in one lock order (ids ascending); every
-        # batch is claimed before any run starts (started runs compete for the interpreter)
+        # batches of one runtime and one due instant, in one lock order (ids ascending); each
+        # batch's runs start as soon as it is claimed (they wait for the instant on their threads)
         fresh.sort(key=lambda r: (id(r.rt), r.expected, r.post_id))
         batches: list[list[Prepared]] = []
         for run in fresh:
@@ -348,13 +347,15 @@ class Dispatcher:
                     or run.expected != batches[-1][0].expected:
                 batches.append([])
             batches[-1].append(run)
-        started = [run for batch in batches for run in self._claim(batch)]
-        with self._cond:
-            self._firsts += len(started)
-        for (rt, due), runs in itertools.groupby(started, key=lambda r: (r.rt, r.due)):
-            self._fleet.add(rt, due, len(list(runs)))
-        for run in started:
-            self._submit(lambda r=run: _first(r), self.FIRST, run)
+        for batch in batches:
+            started = self._claim(batch)
+            if not started:
+                continue
+            with self._cond:
+                self._firsts += len(started)
+            self._fleet.add(started[0].rt, started[0].due, len(started))
+            for run in started:
+                self._submit(lambda r=run: _first(r), self.FIRST, run)
 
     def _claim(self, runs: list[Prepared]) -> list[Prepared]:
         """Claim runs of one runtime due at one instant, together. Returns the runs claimed."""
