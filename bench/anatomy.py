@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> dict:
     from bridge import jobs
-    from bridge.engine.prearm import dispatcher, prepare
+    from bridge.engine.dispatch import dispatcher
+    from bridge.engine.prearm import prepare
     from bridge.timefmt import iso_z
     from bridge.worker import PriorityPool
 

@@ -284,7 +284,7 @@ class RecordingPool:
 def test_dispatcher_claims_and_starts_a_post_at_its_instant_not_sooner(world):
     from bridge.engine.driver import Driver as _Driver
     from bridge.engine.leases import leases as _leases
-    from bridge.engine.prearm import Dispatcher, Prepared as _Prepared
+    from bridge.engine.dispatch import Dispatcher, Prepared as _Prepared
     from tests.factories import add_account, add_post
 
     env, rt, sandbox, workers = world
