@@ -92,6 +92,7 @@ class Armer:
     from its time. Their early RQ wake-ups, the fallback for forking workers, are dropped."""
 
     BATCH = 200  # posts taken and not yet prepared in this process, at most
+    ROUND = 50  # posts taken per statement: the workers of a fleet take turns, each holding a share
     EVERY = 1.0
     PRIORITY = 1  # beside queued jobs, after first calls
 
@@ -114,7 +115,7 @@ class Armer:
         pid = os.getpid()
         while pid == os.getpid():
             try:
-                full = self.round() >= self.BATCH // 2
+                full = self.round() >= self.ROUND
             except Exception as exc:  # MySQL away: the next round goes on
                 log.warning("arming round failed: %s", type(exc).__name__)
                 full = False
@@ -127,7 +128,7 @@ class Armer:
         if rt is None or rt.settings.scheduler != "rq" or rt.settings.prearm_seconds <= 0 \
                 or not dispatcher.available():
             return 0
-        room = self.BATCH - self._preparing
+        room = min(self.ROUND, self.BATCH - self._preparing)
         if room <= 0:
             return 0
         now = utcnow()
