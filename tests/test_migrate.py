@@ -62,7 +62,7 @@ def test_migrate_on_plugin_created_tables_keeps_rows_and_lists_account(fresh_dat
     url = mysql_url(db)
     engine = make_engine(url)
     first = migrate(engine, "wp_")
-    assert first == ["0000", "0001", "0002", "0003", "0004", "0009"]
+    assert first == ["0000", "0001", "0002", "0003", "0004", "0006", "0009"]
     assert migrate(engine, "wp_") == []  # idempotent
 
     rt = Runtime.from_settings(Settings.from_env(base_env(AURAREELS_DATABASE_URL=url)), engine=engine)
@@ -108,7 +108,7 @@ def test_migrate_from_empty_database_matches_the_mappings(fresh_database):
 
 def test_migrate_sqlite_embedded(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'b.sqlite3'}")
-    assert migrate(engine, "wp_") == ["0000", "0001", "0002", "0003", "0004", "0009"]
+    assert migrate(engine, "wp_") == ["0000", "0001", "0002", "0003", "0004", "0006", "0009"]
     assert migrate(engine, "wp_") == []
     assert "wp_aurareels_social_posts" in inspect(engine).get_table_names()
 

@@ -116,6 +116,8 @@ class Tables:
             Column("next_attempt_at", DateTime),
             Column("lease_owner", String(64)),
             Column("lease_until", DateTime),
+            # Bridge addition (sql/*/0006): why a publishing post waits (store/posts.WAIT_REASONS).
+            Column("wait_reason", String(16)),
             Index("user_posts", "wp_user_id", "status"),
             Index("scheduled_posts", "status", "scheduled_at"),
             Index("video_job", "video_job_id"),

@@ -1,26 +1,27 @@
-"""Handing posts to whatever wakes them: RQ (now, or at the scheduled time) or n8n.
+"""Handing posts to whatever wakes them: RQ (now, or at a time) or n8n, and the fleet's Redis keys.
+
+This module sits below the services and the engine: it names the jobs it enqueues by their dotted
+path (`bridge.jobs.*`), so nothing that hands a post over imports the code that runs it.
 
 Every hand-over is best effort and idempotent: the job ids are deterministic, a job re-checks the
 post in MySQL before it does anything, and the sweeper re-enqueues what a wiped Redis lost. So a
 queue that is down at scheduling time delays nothing beyond one sweep.
 
-A scheduled wake-up runs `prearm_seconds()` (AURAREELS_PREARM_SECONDS, default 60; 0 turns it
-off) before the post's time: the worker prepares the post and makes its first platform call at
-the instant itself (see `bridge.engine.wake`). Preparing costs about 10 ms of CPU per post across
-worker, MariaDB and Redis, so a burst of 10,000 posts due in one second needs most of a minute of
-two cores ahead of its time; 20 s covers bursts of about 4,000 on such a machine. Jobs carry the post's platform when it is known,
-so the engine can take the platform's concurrency slot before it touches MySQL.
+A scheduled wake-up runs `Settings.prearm_seconds` (AURAREELS_PREARM_SECONDS, default 60; 0 turns
+it off) before the post's time: a threaded worker prepares the post then and makes its publishing
+call at the instant itself (see `bridge.engine.prearm`). Jobs carry the post's platform when it is
+known.
 """
 from __future__ import annotations
 
 import logging
-import os
 from datetime import datetime, timedelta, timezone
 
 import redis as redis_lib
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from bridge.runtime import Runtime
 from bridge.timefmt import iso_z
@@ -29,15 +30,26 @@ log = logging.getLogger(__name__)
 
 PUBLISH_QUEUE = "publish"
 DEFAULT_QUEUE = "default"
+QUEUES = (PUBLISH_QUEUE, DEFAULT_QUEUE)
 JOB_TIMEOUT = 900  # shorter than the post lease, so a job never outlives its claim
 
+# The jobs, by dotted path (bridge/jobs.py).
+PUBLISH_JOB = "bridge.jobs.publish_post"
+WAKE_JOB = "bridge.jobs.wake_post"
+NOTIFY_N8N_JOB = "bridge.jobs.notify_n8n"
+DELIVER_EVENT_JOB = "bridge.jobs.deliver_event"
+NOOP_JOB = "bridge.jobs.noop"
 
-def prearm_seconds() -> float:
-    """How long before its time a scheduled post's wake-up runs (0: at its time)."""
-    try:
-        return max(0.0, float(os.environ.get("AURAREELS_PREARM_SECONDS", "60")))
-    except ValueError:
-        return 60.0
+# Redis keys the fleet shares: each worker's heartbeat, the RQ scheduler's and the sweeper's
+# stamps (what /health reads), and the key whose absence says Redis was wiped.
+HEARTBEAT_PREFIX = "bridge:worker:"
+HEARTBEAT_TTL = 30
+SCHEDULER_KEY = "bridge:scheduler:alive"
+# Every worker's last beat (name -> time) in one sorted set, so /health counts live workers with
+# one ZCOUNT instead of scanning the keyspace for heartbeat keys.
+BEATS_KEY = "bridge:workers:beats"
+LAST_SWEEP = "bridge:sweeper:last"
+SENTINEL = "bridge:epoch"
 
 
 def publish_job_id(post_id: int) -> str:
@@ -61,7 +73,7 @@ def queue(rt: Runtime, name: str = PUBLISH_QUEUE) -> Queue:
     return Queue(name, connection=rt.redis, default_timeout=JOB_TIMEOUT)
 
 
-def _at(q: Queue, when: datetime, func, *args, **kwargs) -> None:
+def _at(q: Queue, when: datetime, func: str, *args, **kwargs) -> None:
     """Enqueue at `when` (naive UTC) through RQ's scheduler, also when that has passed: the
     scheduler moves it on its next round, and the sweeper knows such a job is not moving if no
     scheduler runs."""
@@ -69,44 +81,35 @@ def _at(q: Queue, when: datetime, func, *args, **kwargs) -> None:
 
 
 def enqueue_now(rt: Runtime, post_id: int, platform: str | None = None) -> None:
-    from bridge import jobs
-
-    queue(rt).enqueue(jobs.publish_post, post_id, platform, job_id=publish_job_id(post_id), result_ttl=3600,
+    queue(rt).enqueue(PUBLISH_JOB, post_id, platform, job_id=publish_job_id(post_id), result_ttl=3600,
                       failure_ttl=86400)
 
 
 def enqueue_step_at(rt: Runtime, post_id: int, when: datetime, platform: str | None = None) -> None:
     """The next step of a publishing post (processing wait, rate limit, retry)."""
-    from bridge import jobs
-
-    queue(rt).enqueue_at(when.replace(tzinfo=timezone.utc), jobs.publish_post, post_id, platform,
-                         job_id=publish_job_id(post_id), result_ttl=3600, failure_ttl=86400)
+    _at(queue(rt), when, PUBLISH_JOB, post_id, platform, job_id=publish_job_id(post_id), result_ttl=3600,
+        failure_ttl=86400)
 
 
 def wake_exactly(rt: Runtime, post_id: int, when: datetime, platform: str | None = None,
                  expected: str | None = None) -> None:
     """Wake a scheduled post at `when` (its time, or a moment later), not early."""
-    from bridge import jobs
-
-    _at(queue(rt), when, jobs.wake_post, post_id, expected or iso_z(when), platform,
+    _at(queue(rt), when, WAKE_JOB, post_id, expected or iso_z(when), platform,
         job_id=due_wake_job_id(post_id, expected or iso_z(when)), result_ttl=3600)
 
 
 def hand_over(rt: Runtime, post_id: int, scheduled_at: datetime | None, user_id: int | None = None,
               platform: str | None = None) -> None:
+    """Wake the post now (`scheduled_at` None), or at its time through RQ or n8n."""
     try:
         if scheduled_at is None:
             enqueue_now(rt, post_id, platform)
         elif rt.settings.scheduler == "n8n":
-            from bridge import jobs
-
             queue(rt, DEFAULT_QUEUE).enqueue(
-                jobs.notify_n8n, post_id, job_id=f"n8n-{post_id}-{int(scheduled_at.timestamp())}",
+                NOTIFY_N8N_JOB, post_id, job_id=f"n8n-{post_id}-{int(scheduled_at.timestamp())}",
                 retry=Retry(max=6, interval=[5, 15, 60, 120, 300, 600]))
         else:
-            from bridge import jobs
-
-            _at(queue(rt), scheduled_at - timedelta(seconds=prearm_seconds()), jobs.wake_post, post_id,
+            _at(queue(rt), scheduled_at - timedelta(seconds=rt.settings.prearm_seconds), WAKE_JOB, post_id,
                 iso_z(scheduled_at), platform, job_id=wake_job_id(post_id), result_ttl=3600)
     except (redis_lib.exceptions.RedisError, OSError) as exc:
         # MySQL holds the post; the sweeper enqueues it when Redis is back.
@@ -129,5 +132,23 @@ def drop(rt: Runtime, post_id: int, scheduled_at: datetime | None = None) -> Non
             return
 
 
-def n8n_payload(post_id: int, scheduled_at: datetime, user_id: int) -> dict:
-    return {"post_id": post_id, "scheduled_at": iso_z(scheduled_at), "user_id": user_id}
+def forget_wake_ups(rt: Runtime, post_ids: list[int]) -> None:
+    """Drop the early wake-ups of posts a threaded worker took from MySQL to hold for their time, in
+    one round trip (a wake-up already on its way finds the post held and does nothing; RQ skips a
+    queued job whose data is gone)."""
+    if not post_ids:
+        return
+    ids = [wake_job_id(post_id) for post_id in post_ids]
+    try:
+        pipe = rt.redis.pipeline(transaction=False)
+        pipe.zrem(ScheduledJobRegistry(PUBLISH_QUEUE, connection=rt.redis).key, *ids)
+        pipe.delete(*[Job.key_for(job_id) for job_id in ids])
+        pipe.execute()
+    except (redis_lib.exceptions.RedisError, OSError):
+        pass  # each one finds its post held when it runs
+
+
+def deliver_later(rt: Runtime, event: str, post_id: int, event_id: str) -> None:
+    """An outbound webhook delivery, retried with backoff for about four hours."""
+    queue(rt, DEFAULT_QUEUE).enqueue(DELIVER_EVENT_JOB, event, post_id, event_id, job_id=f"event-{event_id}",
+                                     retry=Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 7200]))
