@@ -1,14 +1,16 @@
 """What the benchmarks share: a database of their own, Redis db 9, a stand-alone sandbox, many
 connected TikTok accounts, posts due at one instant, real `aurareels-bridge worker` processes, and
-the figures read from the sandbox's request log.
+the figures read from the sandbox's own request log.
 
 Nothing here is part of the bridge: it drives the bridge from outside, as a deployment would see
-it (MySQL rows written by WordPress, RQ wake-ups, worker processes), and times the first platform
-call of each post's publish run. A post inserted directly skips the API's validation, so the
-first call of its run is TikTok's `creator_info`, the first step of a publish.
+it (MySQL rows written by WordPress, RQ wake-ups, worker processes), and times each post's
+publishing call (TikTok's `video/init`, the call that creates the post on TikTok) against its
+`scheduled_at`, as the sandbox logged the request's arrival. Reads before it (`creator_info`)
+may happen before the due time; nothing that changes anything on TikTok may.
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -36,20 +38,22 @@ MYSQL_PORT = int(os.environ.get("AURAREELS_BENCH_MYSQL_PORT", "3306"))
 MYSQL_USER = os.environ.get("AURAREELS_BENCH_MYSQL_USER", "root")
 MYSQL_PASSWORD = os.environ.get("AURAREELS_BENCH_MYSQL_PASSWORD", "")
 REDIS_URL = os.environ.get("AURAREELS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
-FIRST_CALL = "/v2/post/publish/creator_info/query/"
+PUBLISH_CALL = "/v2/post/publish/video/init/"
+READ_CALL = "/v2/post/publish/creator_info/query/"
 LOCK_KEY = "bench:running"
 VIDEO_URL = "https://media.sandbox.aurareels.test/videos/clip.mp4?size=3000000&duration=20"
 
 
-def add_run_options(parser, *, posts: int, latency: float, concurrency: int, timeout: float, timeout_help: str) -> None:
-    """The options (a) and (b) share: load, workers, sandbox latency, pre-arm, profiling."""
+def add_run_options(parser, *, posts: int, latency: float, timeout: float, timeout_help: str) -> None:
+    """The options the publishing benchmarks share: load, workers, sandbox latency, pre-arm, profiling."""
     parser.add_argument("--posts", type=int, default=posts)
     parser.add_argument("--latency", type=float, default=latency, help="seconds the sandbox holds every answer")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--concurrency", type=int, default=concurrency, help="jobs at once per worker (1: forking RQ)")
+    parser.add_argument("--workers", type=int, default=2, help="`aurareels-bridge worker` processes")
+    parser.add_argument("--worker-args", default="", metavar="ARGS",
+                        help="options for every worker, e.g. '--concurrency 50' or '--fork' (default: none)")
     parser.add_argument("--lead", type=float, default=None, help="seconds between set-up and the due time")
     parser.add_argument("--platform-cap", type=int, default=None,
-                        help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: workers x concurrency)")
+                        help="AURAREELS_CONCURRENCY_TIKTOK for the workers (default: the bridge's default)")
     parser.add_argument("--prearm", type=float, default=None, metavar="SECONDS",
                         help="AURAREELS_PREARM_SECONDS for the hand-over and the workers (default: as set, else 60)")
     parser.add_argument("--quiet-wait", type=float, default=0.0, metavar="SECONDS",
@@ -57,6 +61,10 @@ def add_run_options(parser, *, posts: int, latency: float, concurrency: int, tim
     parser.add_argument("--profile", metavar="PROFILER",
                         help="sample the workers with this sampling profiler binary (see bench.common.start_profilers)")
     parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+
+
+def describe_workers(workers: int, worker_args: str) -> str:
+    return f"{workers} x `aurareels-bridge worker{(' ' + worker_args) if worker_args else ''}`"
 
 
 def apply_prearm(args) -> None:
@@ -109,9 +117,9 @@ def mysql_connect():
 class Bench:
     """One benchmark run: `with Bench(...) as b:` creates everything and removes it afterwards."""
 
-    def __init__(self, *, workers: int = 2, concurrency: int = 1, latency: float = 0.0, log_size: int = 200_000,
+    def __init__(self, *, workers: int = 2, worker_args: str = "", latency: float = 0.0, log_size: int = 200_000,
                  platform_cap: int | None = None, extra_env: dict[str, str] | None = None):
-        self.workers, self.concurrency, self.latency = workers, concurrency, latency
+        self.workers, self.worker_args, self.latency = workers, worker_args, latency
         self.platform_cap = platform_cap
         self.log_size = log_size
         self.extra_env = extra_env or {}
@@ -163,8 +171,7 @@ class Bench:
             "AURAREELS_SANDBOX": "1",
             "AURAREELS_HOST_MAP": json.dumps(host_map_for(self.base_url, self.sandbox)),
             "AURAREELS_QUOTA_TIKTOK": "1000000",
-            # the engine's fleet-wide cap of TikTok posts in flight (see bridge/engine.py)
-            "AURAREELS_CONCURRENCY_TIKTOK": str(self.platform_cap or max(20, self.workers * self.concurrency)),
+            **({"AURAREELS_CONCURRENCY_TIKTOK": str(self.platform_cap)} if self.platform_cap else {}),
             **self.extra_env,
         }
         settings = Settings.from_env(self.env)
@@ -189,10 +196,7 @@ class Bench:
     def start_workers(self, *, args: tuple[str, ...] = (), ready_timeout: float = 60.0) -> None:
         env = dict(os.environ)
         env.update(self.env)
-        command = [sys.executable, "-m", "bridge.cli", "worker"]
-        if self.concurrency > 1:
-            command += ["--concurrency", str(self.concurrency)]
-        command += list(args)
+        command = [sys.executable, "-m", "bridge.cli", "worker", *self.worker_args.split(), *args]
         for i in range(self.workers):
             path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"{self.database}-worker{len(self.logs)}.log")
             self.logs.append(path)
@@ -279,7 +283,7 @@ class Bench:
 
     def hand_over(self, post_ids: list[int], when: datetime) -> float:
         """Give every post its RQ wake-up (what the API does on /schedule). Returns seconds taken."""
-        from bridge.services.scheduler import hand_over
+        from bridge.queue import hand_over
 
         started = time.monotonic()
         for post_id in post_ids:
@@ -294,32 +298,36 @@ class Bench:
             return {s: n for s, n in conn.execute(select(p.c.status, func.count()).group_by(p.c.status)).all()}
 
     # ---------------------------------------------------------------------------- measuring
-    def first_call_times(self) -> list[float]:
-        """Sandbox time (epoch seconds) of every first step of a publish run, from the request log."""
-        return [e["at"] for e in self.sandbox.requests("tiktok") if e["path"] == FIRST_CALL]
+    def publish_call_times(self) -> list[float]:
+        """Arrival times (epoch seconds, as the sandbox logged them) of every publishing call."""
+        return sorted(e["at"] for e in self.sandbox.requests("tiktok") if e["path"] == PUBLISH_CALL)
 
-    def first_call_by_token(self, tokens: list[str]) -> dict[str, float]:
-        """The first `creator_info` call of each access token (one account, one post), read from the
-        emulator's per-token call record: maps calls to posts exactly."""
+    def read_call_times(self) -> list[float]:
+        """Arrival times of every creator_info read (made when a post is prepared)."""
+        return sorted(e["at"] for e in self.sandbox.requests("tiktok") if e["path"] == READ_CALL)
+
+    def called(self, tokens: list[str]) -> int:
+        """How many of the accounts (one post each) made their publishing call, from the emulator's
+        per-token call record."""
         tiktok = self.sandbox.emulator("tiktok")
-        found = {}
         with tiktok.lock:
-            for token in tokens:
-                window = tiktok.calls.get((token, "creator_info"))
-                if window:
-                    found[token] = window[0]
-        return found
+            return sum(1 for token in tokens if tiktok.calls.get((token, "video_init")))
 
-    def wait_first_calls(self, tokens: list[str], timeout: float, poll: float = 1.0) -> bool:
-        """Wait until every token (post) made its first call; False on time-out or a dead worker."""
+    def wait_calls(self, tokens: list[str], timeout: float, poll: float = 0.5) -> bool:
+        """Wait until every post made its publishing call; False on time-out or a dead worker."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(self.first_call_by_token(tokens)) >= len(tokens):
+            if self.called(tokens) >= len(tokens):
                 return True
             if any(p.poll() is not None for p in self.procs):
                 return False
             time.sleep(poll)
-        return len(self.first_call_by_token(tokens)) >= len(tokens)
+        return self.called(tokens) >= len(tokens)
+
+    def published_twice(self) -> int:
+        """Posts TikTok published more than once (each post has its own caption)."""
+        counts = collections.Counter(p["caption"] for p in list(self.sandbox.emulator("tiktok").published))
+        return sum(1 for n in counts.values() if n > 1)
 
     def wait_published(self, count: int, timeout: float, poll: float = 0.5) -> bool:
         deadline = time.monotonic() + timeout
@@ -332,9 +340,8 @@ class Bench:
 
 def prearm_seconds() -> float:
     """The workers' pre-arm time (they inherit this process's environment)."""
-    from bridge.services.scheduler import prearm_seconds as configured
-
-    return configured()
+    return Settings.from_env({**os.environ, "JWT_AUTH_SECRET_KEY": "x", "AURAREELS_WP_URL": "https://x.example",
+                              "AURAREELS_SANDBOX": "1"}).prearm_seconds
 
 
 def due_at(lead_seconds: float) -> tuple[datetime, float]:
@@ -475,26 +482,31 @@ class CpuMeter:
         return {k: now[k] - self.counters[k] for k in now if k in self.counters}
 
 
-def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first_timeout: float,
+def due_run(*, posts: int, latency: float, workers: int, worker_args: str, call_timeout: float,
             publish_timeout: float, lead: float | None = None, profile: str | None = None,
-            profile_seconds: float = 20.0, platform_cap: int | None = None, quiet_wait: float = 0.0) -> dict:
+            profile_seconds: float = 20.0, platform_cap: int | None = None, quiet_wait: float = 0.0,
+            wipe_before: float | None = None) -> dict:
     """`posts` posts (one account each) due at the same whole second, handed to RQ's scheduler
-    as the API does, published by `workers` worker processes. Returns the figures:
-    lateness of each post's first platform call after its `scheduled_at` (seconds), how many
-    first calls and publishes happened in time, CPU seconds per component."""
+    as the API does, published by `workers` worker processes; with `wipe_before`, the bridge's
+    Redis database is wiped (FLUSHDB) that many seconds before the due time. Returns the figures:
+    lateness of each publishing call after `scheduled_at` (seconds, from the sandbox's log), calls
+    made early, posts published twice, CPU seconds per component before and after the instant."""
     busy = wait_until_quiet(quiet_wait)
+    load = os.getloadavg()
     say(f"  machine before the run: {100 * busy:.0f}% CPU busy, load average "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores; other processes count)")
-    with Bench(workers=workers, concurrency=concurrency, latency=latency, platform_cap=platform_cap,
+        f"{' '.join(f'{x:.2f}' for x in load)} ({os.cpu_count()} cores; other processes count)")
+    with Bench(workers=workers, worker_args=worker_args, latency=latency, platform_cap=platform_cap,
                log_size=max(200_000, posts * 12)) as bench:
         bench.start_workers()
-        say(f"  {workers} worker process(es) up, {concurrency} job(s) at once each, engine's TikTok cap "
-            f"{bench.env['AURAREELS_CONCURRENCY_TIKTOK']} posts in flight; creating {posts} accounts")
+        say(f"  {describe_workers(workers, worker_args)} up; creating {posts} accounts")
         accounts = bench.accounts(posts)
         prearm = prearm_seconds()
         # posts are scheduled ahead of their time, as creators do: by default long enough ahead
-        # that their wake-ups run early by the whole pre-arm time (AURAREELS_PREARM_SECONDS)
-        lead = lead if lead is not None else max(5.0 + posts * 0.0015, prearm + 10.0 if prearm else 0.0)
+        # that their wake-ups run early by the whole pre-arm time (AURAREELS_PREARM_SECONDS) once
+        # the hand-over (about a millisecond a post, more on a busy machine) is done
+        handing_over = posts * 0.005
+        lead = lead if lead is not None else max(5.0 + handing_over, (prearm + 10.0 + handing_over) if prearm else 0.0,
+                                                 (wipe_before or 0) + 5.0 + handing_over)
         when, due = due_at(lead)
         post_ids = bench.posts(accounts, when)
         early = CpuMeter(bench)
@@ -505,36 +517,46 @@ def due_run(*, posts: int, latency: float, workers: int, concurrency: int, first
             f"wake-ups run {prearm:g} s early (AURAREELS_PREARM_SECONDS)")
         if margin < 0.5:
             say("  WARNING: the hand-over ended too close to the due time; use a longer --lead")
+        wiped_at = None
+        if wipe_before is not None:
+            while time.time() < due - wipe_before:
+                time.sleep(0.01)
+            bench.redis.flushdb()
+            bench.redis.set(LOCK_KEY, str(os.getpid()), ex=3600)
+            wiped_at = time.time() - due
+            say(f"  Redis database wiped (FLUSHDB) {-wiped_at:.1f} s before the due time")
         while time.time() < due:
-            time.sleep(0.01)
+            time.sleep(0.005)
         before_due = early.stop()
         meter = CpuMeter(bench)
         meter.start()
         profilers = start_profilers(profile, bench, profile_seconds) if profile else []
         tokens = [token for _, token in accounts]
-        complete = bench.wait_first_calls(tokens, first_timeout)
-        first_cpu = meter.stop()
-        by_token = bench.first_call_by_token(tokens)
-        log_times = bench.first_call_times()
-        lateness = sorted(at - due for at in by_token.values())
-        first_counts = meter.counted()
+        complete = bench.wait_calls(tokens, call_timeout)
+        call_cpu = meter.stop()
+        call_counts = meter.counted()
+        calls = bench.publish_call_times()
+        reads = bench.read_call_times()
+        lateness = sorted(at - due for at in calls[:posts])
         published = bench.wait_published(posts, publish_timeout, poll=1.0) if complete else False
         all_cpu = meter.stop()
         all_counts = meter.counted()
         statuses = bench.statuses()
+        twice = bench.published_twice()
         for proc, _ in profilers:
             try:
                 proc.wait(timeout=profile_seconds + 30)
             except subprocess.TimeoutExpired:
                 proc.kill()
         return {
-            "posts": posts, "workers": workers, "concurrency": concurrency, "latency": latency,
-            "complete": complete, "first_calls": len(by_token), "first_calls_in_log": len(log_times),
-            "lateness": lateness, "summary": summarize(lateness) if lateness else None,
-            "published": published, "statuses": statuses, "cpu_first": first_cpu, "cpu_all": all_cpu,
-            "counts_first": first_counts, "counts_all": all_counts, "logs": list(bench.logs),
-            "cpu_before_due": before_due, "prearm": prearm, "lead": lead,
-            "profiles": [path for _, path in profilers],
+            "posts": posts, "workers": workers, "worker_args": worker_args, "latency": latency,
+            "complete": complete, "called": bench.called(tokens), "calls_in_log": len(calls),
+            "early": sum(1 for at in calls if at < due), "reads_before_due": sum(1 for at in reads if at < due),
+            "published_twice": twice, "lateness": lateness, "summary": summarize(lateness) if lateness else None,
+            "published": published, "statuses": statuses, "cpu_calls": call_cpu, "cpu_all": all_cpu,
+            "counts_calls": call_counts, "counts_all": all_counts, "logs": list(bench.logs),
+            "cpu_before_due": before_due, "prearm": prearm, "lead": lead, "wiped_at": wiped_at,
+            "profiles": [path for _, path in profilers], "busy_before": busy, "load_before": load,
             "handover_seconds": took, "handover_margin": margin,
         }
 
@@ -560,20 +582,20 @@ def report_cpu(label: str, cpu: dict, count: int, counts: dict | None = None, un
         say(f"    server-wide counts per {unit}: " + ", ".join(f"{k} {v / count:.1f}" for k, v in counts.items()))
 
 
-def noop_run(*, jobs: int, workers: int, concurrency: int, timeout: float, quiet_wait: float = 0.0) -> dict:
+def noop_run(*, jobs: int, workers: int, worker_args: str, timeout: float, quiet_wait: float = 0.0) -> dict:
     """RQ's own ceiling: `jobs` no-op jobs queued, then drained by `workers` burst workers
     (`aurareels-bridge worker --burst`, the same command and options as the publish runs).
     Returns jobs per second from the workers' start to the last one's exit."""
     from rq import Queue
     from rq.job import Job
 
-    from bridge import jobs as bridge_jobs
+    from bridge.queue import NOOP_JOB
 
     busy = wait_until_quiet(quiet_wait)
-    with Bench(workers=workers, concurrency=concurrency) as bench:
+    with Bench(workers=workers, worker_args=worker_args) as bench:
         queue = Queue("publish", connection=bench.redis)
         for start in range(0, jobs, 1000):
-            queue.enqueue_many([Queue.prepare_data(bridge_jobs.noop, result_ttl=3600)
+            queue.enqueue_many([Queue.prepare_data(NOOP_JOB, result_ttl=3600)
                                 for _ in range(min(1000, jobs - start))])
         meter = CpuMeter(bench)
         meter.start()

@@ -13,11 +13,10 @@ import sys
 
 def category(frames: list[str]) -> str:
     names = [f.split(" (")[0] for f in frames]
-    if "Job.perform" in names:
-        inner = " ".join(frames[names.index("Job.perform") + 1:])
-        if "_Lease.__enter__" in inner or "_Lease.__exit__" in inner:
-            sub = "lease thread start/stop"
-        elif "logging/" in inner:
+    runs = [n for n in ("Job.perform", "_first", "_resume") if n in names]
+    if runs:
+        inner = " ".join(frames[names.index(runs[0]) + 1:])
+        if "logging/" in inner:
             sub = "logging"
         elif "sqlalchemy/" in inner or "pymysql/" in inner:
             sub = "database (SQLAlchemy + PyMySQL)"
@@ -29,11 +28,12 @@ def category(frames: list[str]) -> str:
             sub = "token decryption"
         else:
             sub = "engine and client Python"
-        return "job: " + sub
+        return ("job: " if runs[0] == "Job.perform" else "pre-armed run: ") + sub
     for marker, label in (("BaseWorker.perform_job", "RQ: per-job bookkeeping"),
                           ("BaseWorker.prepare_execution", "RQ: prepare execution"),
                           ("dequeue_job_and_maintain_ttl", "RQ: dequeue and heartbeats"),
-                          ("BaseWorker.work", "RQ: work loop"), ("_Lease._run", "lease renewal threads"),
+                          ("BaseWorker.work", "RQ: work loop"), ("LeaseKeeper._run", "lease renewal thread"),
+                          ("Dispatcher._run", "dispatcher (claims at the instant)"),
                           ("Maintenance.run", "maintenance thread (sweeper, heartbeats)"),
                           ("PubSubWorkerThread.run", "RQ pubsub thread"), ("Timer.run", "job timeout timers")):
         if any(marker in n for n in names):

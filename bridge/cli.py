@@ -100,15 +100,29 @@ def _close_sandbox(settings: Settings) -> None:
 
 def cmd_worker(args) -> int:
     from bridge.store.db import make_engine
-    from bridge.worker import pool_settings, run_worker
+    from bridge.worker import DEFAULT_THREADS, default_processes, pool_settings, run_processes, run_worker
 
     settings = _settings()
-    if args.concurrency < 1:
+    if args.concurrency is not None and args.concurrency < 1:
         print("aurareels-bridge: --concurrency must be at least 1", file=sys.stderr)
         return 2
-    engine = make_engine(settings.database_url, **pool_settings(args.concurrency)) if args.concurrency > 1 else None
-    rt = _runtime(settings, engine)
-    return keep_working(rt, lambda: run_worker(rt, burst=args.burst, concurrency=args.concurrency))
+    if args.fork and (args.concurrency is not None or args.processes is not None):
+        print("aurareels-bridge: --fork runs one job at a time; leave out --concurrency and --processes",
+              file=sys.stderr)
+        return 2
+    if args.processes is not None and args.processes < 1:
+        print("aurareels-bridge: --processes must be at least 1", file=sys.stderr)
+        return 2
+    concurrency = args.concurrency or DEFAULT_THREADS
+    processes = 1 if args.fork else (args.processes or default_processes())
+
+    def work() -> int:
+        pool = pool_settings(concurrency, processes)
+        engine = None if args.fork else make_engine(settings.database_url, **pool)
+        rt = _runtime(settings, engine)
+        return keep_working(rt, lambda: run_worker(rt, burst=args.burst, fork=args.fork, concurrency=concurrency))
+
+    return work() if processes == 1 else run_processes(processes, work)
 
 
 def keep_working(rt, run, *, max_wait: float = 30.0, sleep=None) -> int:
@@ -267,8 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(fn=fn)
     w = sub.add_parser("worker", help="RQ worker with scheduler, sweeper and periodic jobs")
     w.add_argument("--burst", action="store_true", help="drain the queues and exit")
-    w.add_argument("--concurrency", type=int, default=1, metavar="N",
-                   help="run up to N jobs at once in threads of this process (default 1: each job in a forked child)")
+    w.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="run up to N jobs at once in threads of this process (default 100)")
+    w.add_argument("--processes", type=int, default=None, metavar="N",
+                   help="worker processes this command runs, each with its threads (default: one per two cores)")
+    w.add_argument("--fork", action="store_true",
+                   help="run each job in a forked child, one at a time (RQ's Worker) instead of threads")
     w.set_defaults(fn=cmd_worker)
     sub.add_parser("reencrypt-tokens", help="re-encrypt every stored token under the current key").set_defaults(
         fn=cmd_reencrypt

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from bridge.platforms.registry import PLATFORMS  # the one list of platforms
 
 DEFAULT_STATE_DIR = Path(os.path.expanduser("~")) / ".aurareels-bridge"
 DEFAULT_MEDIA_MAX_BYTES = 4 * 1024 ** 3
+DEFAULT_CONCURRENCY = 20
 
 
 class ConfigError(Exception):
@@ -66,6 +68,22 @@ class Settings:
     rate_limit: int = 60
     # a connect is attached only once the dashboard confirms it (see bridge.services.oauth)
     oauth_confirm: bool = True
+    # The publishing engine (see the README's "Publishing engine").
+    sweep_seconds: float = 30.0
+    lease_seconds: int = 90
+    prearm_seconds: float = 60.0
+    missed_after_hours: float = 24.0
+    quota_limits: Mapping[str, int] = field(default_factory=dict)  # posts per 24 h, where set
+    concurrency_caps: Mapping[str, int] = field(default_factory=dict)  # uploads in flight, where set
+    failpoint: str | None = None  # crash tests only
+
+    @property
+    def missed_after(self) -> timedelta:
+        return timedelta(hours=self.missed_after_hours)
+
+    def concurrency_cap(self, platform: str) -> int:
+        """The fleet-wide number of `platform` uploads in flight at once."""
+        return self.concurrency_caps.get(platform, DEFAULT_CONCURRENCY)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -192,6 +210,14 @@ class Settings:
             oauth_confirm=oauth_confirm,
             http_timeout=http_timeout,
             sandbox_url=_url(sandbox_url, "AURAREELS_SANDBOX_URL") if sandbox_url else None,
+            sweep_seconds=_number(get("AURAREELS_SWEEP_SECONDS"), "AURAREELS_SWEEP_SECONDS", 30.0, minimum=0.5),
+            lease_seconds=int(_number(get("AURAREELS_LEASE_SECONDS"), "AURAREELS_LEASE_SECONDS", 90, minimum=3)),
+            prearm_seconds=_number(get("AURAREELS_PREARM_SECONDS"), "AURAREELS_PREARM_SECONDS", 60.0, minimum=0),
+            missed_after_hours=_number(get("AURAREELS_MISSED_AFTER_HOURS"), "AURAREELS_MISSED_AFTER_HOURS", 24.0,
+                                       minimum=0.01),
+            quota_limits=_per_platform(get, "AURAREELS_QUOTA_", minimum=0),
+            concurrency_caps=_per_platform(get, "AURAREELS_CONCURRENCY_", minimum=1),
+            failpoint=get("AURAREELS_FAILPOINT"),
             database_url=database_url,
             table_prefix=prefix,
             redis_url=redis_url,
@@ -263,6 +289,30 @@ def _count(raw: str | None, name: str, *, default: int, minimum: int) -> int:
     if not (raw.isascii() and raw.isdigit()) or int(raw) < minimum:
         raise ConfigError(f"{name} must be a whole number of at least {minimum}")
     return int(raw)
+def _number(raw: str | None, name: str, default: float, *, minimum: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = minimum - 1
+    if not value >= minimum:
+        raise ConfigError(f"{name} must be a number of at least {minimum:g}")
+    return value
+
+
+def _per_platform(get, prefix: str, *, minimum: int) -> dict[str, int]:
+    """`{prefix}{PLATFORM}` for each platform where it is set, as whole numbers."""
+    found = {}
+    for platform in PLATFORMS:
+        name = f"{prefix}{platform.upper()}"
+        raw = get(name)
+        if raw is None:
+            continue
+        if not raw.isdigit() or int(raw) < minimum:
+            raise ConfigError(f"{name} must be a whole number of at least {minimum}")
+        found[platform] = int(raw)
+    return found
 
 
 def _url(raw: str, name: str) -> str:

@@ -1,10 +1,15 @@
-"""RQ entry points only. Each takes ids, builds nothing heavy, and calls a service."""
+"""RQ entry points only, named by their dotted path in `bridge.queue`. Each takes ids, builds
+nothing heavy, and calls the engine or a service."""
 from __future__ import annotations
 
 import os
 import threading
 
+from bridge.config import Settings
+from bridge.engine import run_post, wake
+from bridge.engine.n8n import notify
 from bridge.runtime import Runtime
+from bridge.services.events import deliver
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None
@@ -24,8 +29,6 @@ def runtime() -> Runtime:
     global _runtime, _runtime_pid
     with _lock:
         if _runtime is None:
-            from bridge.config import Settings
-
             _runtime, _runtime_pid = Runtime.from_settings(Settings.from_env()), os.getpid()
         elif _runtime_pid != os.getpid():
             _runtime.engine.dispose(close=False)
@@ -34,16 +37,14 @@ def runtime() -> Runtime:
 
 
 def publish_post(post_id: int, platform: str | None = None) -> str:
-    from bridge.engine import run_post
-
-    return run_post(runtime(), post_id, platform=platform)
+    """The next step of a post (now, or a follow-up). `platform` is carried for the queue's
+    dashboards; the engine reads the post's own."""
+    return run_post(runtime(), post_id)
 
 
 def wake_post(post_id: int, scheduled_at: str, platform: str | None = None) -> str:
     """A scheduled wake-up, on time or early (pre-armed): publishes only if the post is still
     scheduled for that time, and never before it."""
-    from bridge.engine import wake
-
     return wake(runtime(), post_id, scheduled_at, platform)
 
 
@@ -55,14 +56,10 @@ def post_first_comment(post_id: int) -> str:
 
 
 def notify_n8n(post_id: int) -> str:
-    from bridge.services.n8n import notify
-
     return notify(runtime(), post_id)
 
 
 def deliver_event(event: str, post_id: int, event_id: str) -> int:
-    from bridge.services.events import deliver
-
     return deliver(runtime(), event, post_id, event_id)
 
 

@@ -21,6 +21,19 @@ def iso_z(value: datetime) -> str:
     return value.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso_z(text: str | None) -> datetime | None:
+    """The naive-UTC time of an `iso_z` string; None when it is not one."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ") if text else None
+    except ValueError:
+        return None
+
+
+def epoch(value: datetime) -> float:
+    """Seconds since the epoch of a stored naive-UTC time."""
+    return value.replace(tzinfo=timezone.utc).timestamp()
+
+
 def parse_request_time(raw: str, zone: ZoneInfo) -> datetime:
     """Parse a request time and return it as naive UTC, to the second.
 

@@ -2,16 +2,16 @@
 
 The maintenance thread writes this worker's heartbeat (what `/health` reads), checks every second
 whether Redis was wiped (then sweeps at once), sweeps every `AURAREELS_SWEEP_SECONDS`, and runs
-the periodic jobs (token refresh) under a Redis lock so one worker in the fleet does each. In the
-embedded run (`up`) the worker is a SimpleWorker: the in-process Redis stand-in cannot be shared
-with forked children.
+the periodic jobs (token refresh) under a Redis lock so one worker in the fleet does each.
 
-By default each job runs in a forked child (RQ's Worker). With `--concurrency N` one process runs
-up to N jobs at once in threads (`ThreadedWorker`): a publish spends its time waiting on the
-platforms, so one process overlaps hundreds of them where forking would need a process each. A
-threaded worker also hosts the engine's dispatcher: scheduled posts woken early wait there, in
-no job slot, and start on the same threads at their due instant ahead of queued jobs.
-Either way a post is published once: the engine claims it in MySQL before any platform call.
+By default one process runs many jobs at once in threads (`ThreadedWorker`, `DEFAULT_THREADS`
+unless `--concurrency N`): a publish spends its time waiting on the platforms, so one process
+overlaps hundreds of them where forking would need a process each. The threaded worker also hosts
+the engine's dispatcher: scheduled posts woken early are prepared and wait there, in no job slot,
+and make their publishing call on the same threads at their due instant, ahead of queued jobs.
+`--fork` runs each job in a forked child instead (RQ's Worker), one at a time. In the embedded
+run (`up`) the worker is a SimpleWorker: the in-process Redis stand-in cannot be shared with
+forked children. Either way a post is published once: the engine claims it in MySQL first.
 """
 from __future__ import annotations
 
@@ -29,17 +29,19 @@ from rq.timeouts import TimerDeathPenalty
 from rq.worker import WorkerStatus
 from sqlalchemy import and_, select
 
+from bridge import jobs
+from bridge.engine import armer, dispatcher
+from bridge.engine.sweeper import sweep
+from bridge.platforms.errors import PlatformError
+from bridge.queue import BEATS_KEY, HEARTBEAT_PREFIX, HEARTBEAT_TTL, QUEUES, SCHEDULER_KEY, SENTINEL
 from bridge.runtime import Runtime
+from bridge.services.analytics import sync_due
+from bridge.services.oauth import refresh_account
+from bridge.store.db import utcnow
 
 log = logging.getLogger(__name__)
 
-QUEUES = ("publish", "default")
-HEARTBEAT_PREFIX = "bridge:worker:"
-HEARTBEAT_TTL = 30
-# Every worker's last beat (name -> time) in one sorted set, so /health counts live workers with
-# one ZCOUNT instead of scanning the keyspace for heartbeat keys.
-BEATS_KEY = "bridge:workers:beats"
-SCHEDULER_KEY = "bridge:scheduler:alive"
+DEFAULT_THREADS = 100  # jobs at once in one worker process, unless --concurrency says otherwise
 REFRESH_EVERY = 600
 # How often RQ's scheduler moves due jobs to their queues: RQ's 1 s loop is up to a second of
 # lateness for every scheduled post. Its heartbeat and lock renewal stay at once a second.
@@ -70,8 +72,7 @@ class Maintenance(threading.Thread):
         return bool(scheduler) and getattr(scheduler, "_status", None) == "started"
 
     def run(self) -> None:
-        from bridge.services.sweeper import SENTINEL, sweep, sweep_seconds
-
+        every = self.rt.settings.sweep_seconds
         next_sweep = 0.0
         next_refresh = time.monotonic() + 30
         while not self.stop.is_set():
@@ -87,16 +88,14 @@ class Maintenance(threading.Thread):
                 wiped = not self.rt.redis.exists(SENTINEL)
                 if now >= next_sweep or wiped:
                     # one sweep per interval for the whole fleet: the lock expires, it is not released
-                    ttl = max(1, int(sweep_seconds()) - 1)
+                    ttl = max(1, int(every) - 1)
                     if wiped or self.rt.redis.set("bridge:lock:sweep", self.worker_name, nx=True, ex=ttl):
                         sweep(self.rt)
-                    next_sweep = now + sweep_seconds()
+                    next_sweep = now + every
                 if now >= next_refresh:
                     next_refresh = now + REFRESH_EVERY
                     if self.rt.redis.set("bridge:lock:refresh", self.worker_name, nx=True, ex=REFRESH_EVERY - 60):
                         refresh_expiring_tokens(self.rt)
-                        from bridge.services.analytics import sync_due
-
                         sync_due(self.rt)
             except Exception as exc:  # Redis or MySQL down: keep trying, the worker stays up
                 log.warning("maintenance: %s", type(exc).__name__)
@@ -105,10 +104,6 @@ class Maintenance(threading.Thread):
 
 def refresh_expiring_tokens(rt: Runtime, within: timedelta = timedelta(hours=6)) -> int:
     """Refresh tokens expiring within `within` (one at a time per account, under its row lock)."""
-    from bridge.platforms.errors import PlatformError
-    from bridge.services.oauth import refresh_account
-    from bridge.store.db import utcnow
-
     a = rt.tables.accounts
     with rt.engine.connect() as conn:
         ids = conn.execute(select(a.c.id).where(and_(
@@ -318,8 +313,6 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
                     pass
 
     def drain(self) -> None:
-        from bridge.engine import dispatcher
-
         dispatcher.hand_back()  # posts pre-armed here go back to RQ, to be woken elsewhere at their time
         self.pool.shutdown(wait=True)
 
@@ -343,11 +336,74 @@ class ThreadedWorker(_PromptScheduler, SimpleWorker):
         os._exit(1)
 
 
-def pool_settings(concurrency: int) -> dict:
-    """SQLAlchemy pool for a worker running `concurrency` jobs at once. A job holds a connection
-    only between its statements' begin and commit, never across a platform call, so a fraction
-    suffices; the cap keeps several such workers under MySQL's max_connections (151 by default)."""
-    return {"pool_size": max(10, min(concurrency // 4, 30)), "max_overflow": 10, "pool_timeout": 60}
+def pool_settings(concurrency: int, processes: int = 1) -> dict:
+    """SQLAlchemy pool for a worker process running `concurrency` jobs at once, one of `processes`
+    of one `worker` command. A job holds a connection only between its statements' begin and
+    commit, never across a platform call, so a fraction suffices: at most 25 per command keeps five
+    workers (and the API) under MariaDB's default max_connections of 151."""
+    size = max(2, min(concurrency // 5, 20) // processes)
+    return {"pool_size": size, "max_overflow": max(1, 5 // processes), "pool_timeout": 60}
+
+
+def default_processes() -> int:
+    """One process per two cores: a process runs Python on one core at a time, and MariaDB, Redis
+    and the API on the same machine want the others."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def run_processes(count: int, work) -> int:
+    """Run `work` (a whole worker) in `count` forked processes and wait for them. A stop signal is
+    passed on to each; a child whose parent died stops too (it is left with no one to supervise
+    it). The first child to end ends the others: the command is restarted whole by its supervisor."""
+    import signal
+
+    children: list[int] = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            _die_with_parent(signal.SIGTERM)
+            code = 1
+            try:
+                code = work()
+            finally:
+                os._exit(code or 0)
+        children.append(pid)
+
+    def pass_on(signum, frame):
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, pass_on)
+    worst, stopping = 0, False
+    left = set(children)
+    while left:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        if pid not in left:
+            continue
+        left.discard(pid)
+        code = os.waitstatus_to_exitcode(status)
+        worst = max(worst, code if code >= 0 else 1)
+        if left and not stopping:  # once: a second signal would make the others leave cold
+            stopping = True
+            pass_on(signal.SIGTERM, None)
+    return worst
+
+
+def _die_with_parent(signum: int) -> None:
+    """Linux: this process gets `signum` when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signum, 0, 0, 0)
+    except Exception:  # elsewhere the maintenance thread's checks are all there is
+        pass
 
 
 def _preload() -> None:
@@ -357,7 +413,7 @@ def _preload() -> None:
     import certifi  # noqa: F401
     import httpcore  # noqa: F401
 
-    from bridge import engine, metrics  # noqa: F401
+    from bridge import metrics  # noqa: F401
     from bridge.platforms.http import ssl_context
     from bridge.platforms.registry import available
 
@@ -371,8 +427,6 @@ _fork_hook_installed = False
 def _fresh_pool_in_child() -> None:
     """A forked job must not share the parent's pooled MySQL connections (the maintenance thread
     uses them meanwhile): the child gets an empty pool and leaves the parent's sockets alone."""
-    from bridge import jobs
-
     rt = jobs._runtime
     if rt is not None:
         rt.engine.dispose(close=False)
@@ -383,10 +437,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}.{os.getpid()}"
 
 
-def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, concurrency: int = 1) -> int:
+def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, fork: bool = False,
+               concurrency: int = DEFAULT_THREADS) -> int:
+    """Run a worker until it is stopped (or, with `burst`, until the queues are empty): threaded
+    with `concurrency` jobs at once by default, each job in a forked child with `fork`, one job at
+    a time in this process when `embedded`."""
     global _fork_hook_installed
-    from bridge import jobs
-
     jobs.set_runtime(rt)
     _preload()
     if not _fork_hook_installed:
@@ -394,21 +450,21 @@ def run_worker(rt: Runtime, *, burst: bool = False, embedded: bool = False, conc
         _fork_hook_installed = True
     embedded = embedded or rt.redis_is_embedded
     name = worker_name()
-    if concurrency > 1:
-        from bridge.engine import dispatcher
-
+    threaded = not (embedded or fork)
+    if threaded:
         worker = ThreadedWorker(queues(rt), connection=rt.redis, name=name, concurrency=concurrency)
         dispatcher.attach(worker.pool)
+        if not burst:
+            armer.start(rt, worker.pool)
     else:
         worker = (SimpleWorker if embedded else ForkingWorker)(queues(rt), connection=rt.redis, name=name)
     in_thread = None
     if embedded:
-        from rq.scheduler import RQScheduler
-
         in_thread = RQScheduler(QUEUES, connection=rt.redis)
     maintenance = Maintenance(rt, name, worker, in_thread)
     maintenance.start()
-    log.info("worker %s starting on queues %s (%d at once)", name, ",".join(QUEUES), max(1, concurrency))
+    log.info("worker %s starting on queues %s (%s)", name, ",".join(QUEUES),
+             f"{concurrency} jobs at once" if threaded else "one job at a time" + (", forked" if fork else ""))
     try:
         worker.work(burst=burst, with_scheduler=not embedded, logging_level="WARNING")
         if isinstance(worker, ThreadedWorker):

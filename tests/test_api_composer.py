@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import dataclasses
+
 import pytest
 from sqlalchemy import func, select
 
@@ -102,8 +104,14 @@ def test_request_level_problems(api, live_rt):
     assert {e["code"] for e in report["errors"]} == {"unknown_option", "scheduled_in_past"}
 
 
-def test_quota_the_post_will_meet(api, live_rt, tiktok, monkeypatch):
-    monkeypatch.setenv("AURAREELS_QUOTA_TIKTOK", "2")
+def with_quota(rt, platform: str, limit: int):
+    """The API of `rt` as started with AURAREELS_QUOTA_<PLATFORM>=limit (settings are read once)."""
+    rt.settings = dataclasses.replace(rt.settings, quota_limits={platform: limit})
+    return create_app(runtime=rt).test_client()
+
+
+def test_quota_the_post_will_meet(live_rt, tiktok):
+    api = with_quota(live_rt, "tiktok", 2)
     for minutes in (30, 10):
         add_post(live_rt, USER, tiktok, status="published", published_at=utcnow() - timedelta(minutes=minutes))
     [account] = validate(api, live_rt, [tiktok], privacy_level="PRIVATE")["accounts"]
@@ -134,8 +142,8 @@ def test_videos_and_accounts_of_others_are_404(api, live_rt):
 
 
 # ------------------------------------------------------------------------------ GET /platforms
-def test_platforms_come_from_the_clients_declarations(api, monkeypatch):
-    monkeypatch.setenv("AURAREELS_QUOTA_TIKTOK", "7")
+def test_platforms_come_from_the_clients_declarations(live_rt):
+    api = with_quota(live_rt, "tiktok", 7)
     answer = api.get(f"{P}/platforms", headers=auth(USER))
     assert answer.status_code == 200
     platforms = answer.get_json()["platforms"]

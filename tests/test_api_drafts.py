@@ -8,7 +8,8 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
-from bridge.services import quota, scheduler
+from bridge import queue
+from bridge.services import quota
 from bridge.store.db import utcnow
 from tests.conftest import INTERNAL_KEY, auth
 from tests.factories import add_account, add_post, add_video
@@ -34,7 +35,7 @@ def rows(rt):
 
 
 def queued_jobs(rt) -> int:
-    return scheduler.queue(rt).count + len(scheduler.queue(rt).scheduled_job_registry.get_job_ids())
+    return queue.queue(rt).count + len(queue.queue(rt).scheduled_job_registry.get_job_ids())
 
 
 def when(**delta) -> str:
@@ -99,7 +100,7 @@ def test_a_draft_is_published_now_with_every_check(client, rt, accounts, video):
     assert answer.status_code == 200, answer.get_data(as_text=True)
     post = answer.get_json()["post"]
     assert post["status"] == "publishing" and post["group_id"] == draft["group_id"]
-    assert Job.exists(scheduler.publish_job_id(draft["id"]), connection=rt.redis)
+    assert Job.exists(queue.publish_job_id(draft["id"]), connection=rt.redis)
     again = client.post(f"{P}/posts/{draft['id']}/publish", headers=auth(USER))
     assert again.status_code == 409 and again.get_json()["code"] == "post_publishing"
 
@@ -122,7 +123,7 @@ def test_a_draft_is_scheduled_and_only_a_draft(client, rt, accounts, video):
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.get_json()["post"]["status"] == "scheduled"
     assert answer.get_json()["post"]["scheduled_at"] == at.replace("T", " ").rstrip("Z")
-    assert Job.exists(scheduler.wake_job_id(draft["id"]), connection=rt.redis)
+    assert Job.exists(queue.wake_job_id(draft["id"]), connection=rt.redis)
     again = client.post(f"{P}/posts/{draft['id']}/schedule", headers=auth(USER), json={"scheduled_at": at})
     assert again.status_code == 409 and again.get_json()["code"] == "post_scheduled"
 

@@ -9,8 +9,8 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select, update
 
+from bridge import queue
 from bridge.domain.status import Status, transition
-from bridge.services import scheduler
 from bridge.store.db import utcnow
 from tests.conftest import auth
 from tests.factories import add_account, add_post
@@ -51,7 +51,7 @@ def test_a_scheduled_post_is_edited_and_moved(client, rt, accounts):
     assert post["first_comment"]["status"] == "waiting" and post["first_comment"]["text"] == "Link in bio"
     stored = row(rt, post_id)
     assert stored["scheduled_at"] == later and stored["next_attempt_at"] == later
-    assert Job.exists(scheduler.wake_job_id(post_id), connection=rt.redis)
+    assert Job.exists(queue.wake_job_id(post_id), connection=rt.redis)
 
 
 def test_captions_for_its_platform_win_over_caption(client, rt, accounts):
@@ -108,7 +108,7 @@ def test_a_draft_is_edited_and_stays_a_draft(client, rt, accounts):
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.get_json()["post"]["status"] == "draft" and answer.get_json()["post"]["caption"] == "ready now"
     assert row(rt, draft)["scheduled_at"] == planned
-    assert not Job.exists(scheduler.wake_job_id(draft), connection=rt.redis)
+    assert not Job.exists(queue.wake_job_id(draft), connection=rt.redis)
 
 
 @pytest.mark.parametrize("status", ["publishing", "published", "failed", "cancelled"])

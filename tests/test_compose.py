@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from bridge.config import Settings
-from bridge.worker import HEARTBEAT_PREFIX
+from bridge.queue import HEARTBEAT_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

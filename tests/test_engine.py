@@ -143,7 +143,7 @@ def test_transient_before_anything_was_created_is_retried_later(engine_rt, api, 
     with engine_rt.engine.begin() as conn:
         conn.execute(update(engine_rt.tables.posts).where(engine_rt.tables.posts.c.id == post_id)
                      .values(next_attempt_at=utcnow()))
-    from bridge.services.scheduler import enqueue_now
+    from bridge.queue import enqueue_now
 
     enqueue_now(engine_rt, post_id)
     row = final(engine_rt, post_id)
@@ -283,9 +283,11 @@ def test_redis_wiped_while_50_posts_are_scheduled_all_go_out_on_time(engine_rt, 
 
 def test_20_concurrent_publishes_on_an_expiring_rotating_token_refresh_once(engine_rt, api, sandbox, worker,
                                                                             monkeypatch):
+    import dataclasses
+
     from bridge.engine import run_post
 
-    monkeypatch.setenv("AURAREELS_QUOTA_TIKTOK", "100")
+    rt = dataclasses.replace(engine_rt, settings=engine_rt.settings.with_overrides(quota_limits={"tiktok": 100}))
     # this test is about the refresh: lift TikTok's per-token call rates for the one account
     sandbox.emulator("tiktok").configure(daily_post_cap=100, rate_init_per_min=1000, rate_creator_info_per_min=1000,
                                          rate_status_per_min=1000)
@@ -298,7 +300,7 @@ def test_20_concurrent_publishes_on_an_expiring_rotating_token_refresh_once(engi
         ids = [publish(api, engine_rt, account, caption=f"concurrent {i}", privacy_level="PRIVATE")
                for i in range(20)]
         before = len([r for r in sandbox.requests("tiktok") if r["path"].endswith("/oauth/token/")])
-        threads = [threading.Thread(target=run_post, args=(engine_rt, post_id)) for post_id in ids]
+        threads = [threading.Thread(target=run_post, args=(rt, post_id)) for post_id in ids]
         for t in threads:
             t.start()
         for t in threads:
@@ -310,13 +312,15 @@ def test_20_concurrent_publishes_on_an_expiring_rotating_token_refresh_once(engi
     assert len(published_on(sandbox, "tiktok")) == 20
 
 
-def test_platform_concurrency_cap_holds_back_extra_posts(engine_rt, monkeypatch):
-    from bridge.engine import _PlatformSlot
+def test_platform_concurrency_cap_holds_back_extra_posts(engine_rt):
+    import dataclasses
 
-    monkeypatch.setenv("AURAREELS_CONCURRENCY_LINKEDIN", "2")
-    first, second, third = (_PlatformSlot(engine_rt, "linkedin", f"owner-{i}") for i in range(3))
-    assert first.acquire() and second.acquire()
-    assert not third.acquire()
-    first.release()
-    assert third.acquire()
-    assert _PlatformSlot(engine_rt, "tiktok", "other").acquire()  # caps are per platform
+    from bridge.engine.caps import PlatformCap
+
+    rt = dataclasses.replace(engine_rt, settings=engine_rt.settings.with_overrides(concurrency_caps={"linkedin": 2}))
+    cap = PlatformCap(rt, "linkedin")
+    assert cap.acquire("owner-0") and cap.acquire("owner-1")
+    assert not cap.acquire("owner-2")
+    cap.release("owner-0")
+    assert cap.acquire("owner-2")
+    assert PlatformCap(rt, "tiktok").acquire("other")  # caps are per platform

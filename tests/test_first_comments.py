@@ -11,7 +11,9 @@ import pytest
 from rq.job import Job
 from sqlalchemy import select, update
 
+from bridge import queue
 from bridge.app import create_app
+from bridge.engine.sweeper import sweep
 from bridge.platforms.base import PostContent, PublishJob
 from bridge.platforms.registry import get_client
 from bridge.services import first_comments, oauth
@@ -101,7 +103,7 @@ def test_a_lost_answer_is_settled_from_the_posts_comments_never_sent_twice(live_
     assert first_comments.run(live_rt, post_id) == "waiting"
     row = comment_row(live_rt, post_id)
     assert row["in_flight"] and row["status"] == "pending" and row["next_attempt_at"] > utcnow()
-    assert Job.exists(first_comments.job_id(post_id), connection=live_rt.redis)
+    assert Job.exists(queue.first_comment_job_id(post_id), connection=live_rt.redis)
     due_now(live_rt, post_id)
     assert first_comments.run(live_rt, post_id) == "posted"
     assert len(made(sandbox, "instagram")) == 1
@@ -177,10 +179,10 @@ def test_the_sweeper_queues_a_pending_comment_whose_job_was_lost(live_rt, sandbo
     t = live_rt.tables.first_comments
     with live_rt.engine.begin() as conn:
         conn.execute(update(t).where(t.c.post_id == post_id).values(next_attempt_at=utcnow() - timedelta(seconds=30)))
-    assert first_comments.sweep(live_rt) == 1
-    assert Job.exists(first_comments.job_id(post_id), connection=live_rt.redis)
+    assert sweep(live_rt)["first_comments"] == 1
+    assert Job.exists(queue.first_comment_job_id(post_id), connection=live_rt.redis)
     with live_rt.engine.begin() as conn:  # a run holding it: the sweeper leaves it alone
         conn.execute(update(t).where(t.c.post_id == post_id).values(
             lease_owner="someone", lease_until=utcnow() + timedelta(minutes=1)))
     live_rt.redis.flushdb()
-    assert first_comments.sweep(live_rt) == 0
+    assert sweep(live_rt)["first_comments"] == 0

@@ -47,7 +47,7 @@ def test_queue_dashboard_is_behind_the_internal_key(client, rt):
     browser's Basic prompt with the key as password); nobody else sees the queues."""
     import base64
 
-    from bridge.services.scheduler import enqueue_now
+    from bridge.queue import enqueue_now
 
     enqueue_now(rt, 424242)
     base = "/aurareels/v1/social/internal/rq"

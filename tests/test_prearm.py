@@ -31,8 +31,14 @@ PREARM = 8  # seconds early the wake-ups run in these tests
 
 
 def ThreadedWorkerProcess(env: dict[str, str], concurrency: int = 4) -> WorkerProcess:  # noqa: N802
-    """`aurareels-bridge worker --concurrency N`: the worker that hosts pre-armed posts."""
+    """`aurareels-bridge worker --concurrency N`: the threaded worker (the default), which hosts
+    pre-armed posts."""
     return WorkerProcess(env, "--concurrency", str(concurrency))
+
+
+def ForkingWorkerProcess(env: dict[str, str]) -> WorkerProcess:  # noqa: N802
+    """`aurareels-bridge worker --fork`: each job in a forked child."""
+    return WorkerProcess(env, "--fork")
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +90,16 @@ def _armed(rt, post_id) -> bool:
     return row["status"] == "scheduled" and row["lease_owner"] is not None
 
 
-def _tiktok_calls(sandbox, since: int = 0) -> list[float]:
+def _tiktok_calls(sandbox, since: int = 0, reads: bool = True) -> list[float]:
     """Times of TikTok's publishing calls after the first `since` requests (connecting an account
-    reads creator_info too)."""
-    return sorted(r["at"] for r in sandbox.requests("tiktok")[since:] if "/v2/post/publish/" in r["path"])
+    reads creator_info too); without `reads`, only the calls that change something on TikTok."""
+    return sorted(r["at"] for r in sandbox.requests("tiktok")[since:] if "/v2/post/publish/" in r["path"]
+                  and (reads or "creator_info" not in r["path"]))
+
+
+def _first_paths_after(sandbox, since: int, instant: float) -> list[str]:
+    return [r["path"] for r in sorted(sandbox.requests("tiktok")[since:], key=lambda r: r["at"])
+            if r["at"] >= instant and "/v2/post/publish/" in r["path"]]
 
 
 def _epoch(naive_utc) -> float:
@@ -109,11 +121,15 @@ def test_prearmed_post_is_prepared_early_and_calls_the_platform_only_at_its_time
     post_id = _schedule(api, rt, account, when, "pre-armed")
     wait_for(lambda: _armed(rt, post_id), timeout=PREARM)
     assert time.time() < _epoch(when), "armed too late to tell"
-    # armed, and the platform has heard nothing of the post yet
-    assert _tiktok_calls(sandbox, before) == []
+    # armed: TikTok was only read (the creator's options), nothing was sent yet
+    wait_for(lambda: _tiktok_calls(sandbox, before), timeout=PREARM)
+    assert time.time() < _epoch(when), "read too late to tell"
+    assert _tiktok_calls(sandbox, before, reads=False) == []
     wait_for(lambda: _row(rt, post_id)["status"] == "published", timeout=40, interval=0.2)
-    calls = _tiktok_calls(sandbox, before)
+    calls = _tiktok_calls(sandbox, before, reads=False)
     assert calls and min(calls) >= _epoch(when), (min(calls) - _epoch(when))
+    # at the instant the first call is the publishing call itself, no read before it
+    assert _first_paths_after(sandbox, before, _epoch(when))[0].endswith("/video/init/")
     assert len(sandbox.emulator("tiktok").published) == 1
     metadata = json.loads(_row(rt, post_id)["metadata"])
     assert "in_flight" not in metadata
@@ -133,7 +149,7 @@ def test_reschedule_of_a_prearmed_post_wins(world):
                      json={"scheduled_at": later.strftime("%Y-%m-%dT%H:%M:%SZ")})
     assert answer.status_code == 200, answer.get_data(as_text=True)
     wait_for(lambda: _row(rt, post_id)["status"] == "published", timeout=40, interval=0.2)
-    calls = _tiktok_calls(sandbox, before)
+    calls = _tiktok_calls(sandbox, before, reads=False)
     assert min(calls) >= _epoch(later), "the post went out at its old time"
     assert len(sandbox.emulator("tiktok").published) == 1
 
@@ -151,14 +167,14 @@ def test_cancel_of_a_prearmed_post_wins(world):
     assert answer.status_code == 200, answer.get_data(as_text=True)
     wait_for(lambda: time.time() > _epoch(when) + 3, timeout=PREARM + 5, interval=0.2)
     assert _row(rt, post_id)["status"] == "cancelled"
-    assert _tiktok_calls(sandbox, before) == []
+    assert _tiktok_calls(sandbox, before, reads=False) == []
     assert sandbox.emulator("tiktok").published == []
 
 
 def test_forking_worker_woken_early_waits_for_the_time(world):
     """A forked job cannot hold a post for its time: it asks RQ to wake the post at its time."""
     env, rt, sandbox, workers = world
-    workers.append(WorkerProcess(env).start())
+    workers.append(ForkingWorkerProcess(env).start())
     wait_for(lambda: rt.redis.get("bridge:scheduler:alive"), timeout=30)
     account = connect(rt, "tiktok", USER)
     api = create_app(runtime=rt).test_client()
@@ -186,9 +202,9 @@ def test_a_prearmed_post_of_a_killed_worker_goes_out_after_its_lease(world):
     post_id = _schedule(api, rt, account, when, "holder dies")
     wait_for(lambda: _armed(rt, post_id), timeout=PREARM)
     crash(holder)
-    workers.append(WorkerProcess(env).start())
+    workers.append(ForkingWorkerProcess(env).start())
     wait_for(lambda: _row(rt, post_id)["status"] == "published", timeout=60, interval=0.5)
-    assert min(_tiktok_calls(sandbox, before)) >= _epoch(when)
+    assert min(_tiktok_calls(sandbox, before, reads=False)) >= _epoch(when)
     assert len(sandbox.emulator("tiktok").published) == 1
 
 
@@ -220,7 +236,7 @@ def test_only_steps_with_an_effect_write_in_flight(world):
     event.listen(rt.engine, "before_cursor_execute", watch)
     try:
         wait_for(lambda: utcnow() >= when, timeout=10)
-        assert run_post(rt, post_id, iso_z(when), "tiktok") == "published"
+        assert run_post(rt, post_id, iso_z(when)) == "published"
     finally:
         event.remove(rt.engine, "before_cursor_execute", watch)
     markers = [m.get("in_flight") for m in written if m.get("in_flight")]
@@ -230,7 +246,7 @@ def test_only_steps_with_an_effect_write_in_flight(world):
 
 
 def test_one_lease_thread_renews_every_held_post(world):
-    from bridge.engine import _leases, lease_seconds
+    from bridge.engine.leases import leases as _leases
     from tests.factories import add_account, add_post
 
     env, rt, sandbox, workers = world
@@ -251,7 +267,7 @@ def test_one_lease_thread_renews_every_held_post(world):
             _leases.drop(post_id, f"test:{i}")
         _leases.drop(ids[2], "someone-else")
     rows = [_row(rt, post_id) for post_id in ids]
-    assert all(r["lease_until"] > utcnow() + timedelta(seconds=lease_seconds() - 3) for r in rows[:2])
+    assert all(r["lease_until"] > utcnow() + timedelta(seconds=rt.settings.lease_seconds - 3) for r in rows[:2])
     assert rows[2]["lease_until"] == stale
 
 
@@ -265,8 +281,10 @@ class RecordingPool:
         self.submitted.append((time.time(), priority))
 
 
-def test_dispatcher_claims_and_starts_a_post_at_its_instant_never_before(world):
-    from bridge.engine import Dispatcher, _Driver, _leases, _Prepared
+def test_dispatcher_claims_and_starts_a_post_at_its_instant_not_sooner(world):
+    from bridge.engine.driver import Driver as _Driver
+    from bridge.engine.leases import leases as _leases
+    from bridge.engine.dispatch import Dispatcher, Prepared as _Prepared
     from tests.factories import add_account, add_post
 
     env, rt, sandbox, workers = world
@@ -288,7 +306,8 @@ def test_dispatcher_claims_and_starts_a_post_at_its_instant_never_before(world):
         _leases.drop(post_id, "test:armed")
     assert len(pool.submitted) == 1  # the post whose preparation is no longer the latest one is not claimed
     started, priority = pool.submitted[0]
-    assert started >= _epoch(when) and priority == Dispatcher.FIRST
+    # claimed a moment ahead (the run waits for the instant before its first call), never sooner
+    assert started >= _epoch(when) - Dispatcher.CLAIM_AHEAD and priority == Dispatcher.FIRST
     row = _row(rt, post_id)
     assert row["status"] == "publishing" and row["lease_owner"] == "test:armed"
     assert _row(rt, other)["status"] == "scheduled"

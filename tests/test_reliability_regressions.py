@@ -129,13 +129,14 @@ def sandbox_and_api(engine_rt, engine_sandbox):
 def test_sweeper_requeues_a_job_that_a_killed_worker_had_taken(rt):
     from rq import Queue
 
-    from bridge.services import scheduler, sweeper
+    from bridge import queue
+    from bridge.engine import sweeper
     from tests.factories import add_account, add_post
 
     account = add_account(rt, USER, "tiktok")
     post = add_post(rt, USER, account, status="publishing", scheduled_at=None,
                     next_attempt_at=utcnow() - timedelta(minutes=2), lease_until=None)
-    scheduler.enqueue_now(rt, post)
+    queue.enqueue_now(rt, post)
     queue = Queue("publish", connection=rt.redis)
     # what RQ's dequeue does (LMOVE to the intermediate list) before the worker is SIGKILLed
     rt.redis.lmove(queue.key, queue.intermediate_queue_key, "LEFT", "RIGHT")
@@ -147,13 +148,14 @@ def test_sweeper_requeues_a_job_that_a_killed_worker_had_taken(rt):
 def test_sweeper_publishes_a_due_post_whose_wake_up_nobody_moves(rt):
     from rq import Queue
 
-    from bridge.services import scheduler, sweeper
+    from bridge import queue
+    from bridge.engine import sweeper
     from tests.factories import add_account, add_post
 
     account = add_account(rt, USER, "tiktok")
     due = utcnow() - timedelta(minutes=2)
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=due, next_attempt_at=due)
-    scheduler.hand_over(rt, post, due, USER)  # the wake-up sits in the ScheduledJobRegistry, 2 minutes late
+    queue.hand_over(rt, post, due, USER)  # the wake-up sits in the ScheduledJobRegistry, 2 minutes late
     sweeper.sweep(rt)
     assert f"publish-{post}" in Queue("publish", connection=rt.redis).job_ids
 
@@ -327,11 +329,12 @@ def test_a_post_that_may_be_live_ends_unconfirmed_not_failed(isolated, engine_sa
     then asks YouTube first instead of uploading again). Runs the engine in this process, with no
     worker and no back-off, so each run is one attempt."""
     from bridge import engine
+    from bridge.engine import driver
     from tests.test_engine import post_row, publish
 
     _, rt, _ = isolated
     sandbox = engine_sandbox[0]
-    monkeypatch.setattr(engine, "TRANSIENT_DELAYS", (0, 0, 0))
+    monkeypatch.setattr(driver, "TRANSIENT_DELAYS", (0, 0, 0))
     account = connect(rt, "youtube")
     post_id = publish(create_app(runtime=rt).test_client(), rt, account)
     sandbox.inject("youtube", kind="status", status=502, method="GET", path=r"^/youtube/v3/videos$", times=0)
@@ -356,7 +359,8 @@ def test_a_worker_starting_over_after_losing_redis_leaves_no_armed_post_behind(i
     from rq.job import Job
 
     from bridge import engine
-    from bridge.services import scheduler
+    from bridge import queue
+    from bridge.engine.prearm import prepare
     from bridge.timefmt import iso_z
     from bridge.worker import PriorityPool
     from tests.factories import add_post
@@ -380,11 +384,11 @@ def test_a_worker_starting_over_after_losing_redis_leaves_no_armed_post_behind(i
         assert engine.dispatcher.hand_back() == 1
         pool.shutdown()
         assert lease_owner(posts[0]) is None
-        assert Job.exists(scheduler.due_wake_job_id(posts[0], when), connection=rt.redis)
+        assert Job.exists(queue.due_wake_job_id(posts[0], when), connection=rt.redis)
         # a wake-up that was already past its check when the hand-back began
-        assert engine._prepare(rt, posts[1], when, iso_z(when)) == "armed"
+        assert prepare(rt, posts[1], when, iso_z(when)) == "armed"
         assert engine.dispatcher.armed() == 0 and lease_owner(posts[1]) is None
-        assert Job.exists(scheduler.due_wake_job_id(posts[1], when), connection=rt.redis)
+        assert Job.exists(queue.due_wake_job_id(posts[1], when), connection=rt.redis)
         assert not engine.dispatcher.available()
         # starting over: the new pool is used, by the timer thread already there
         timers = sum(t.name == "dispatcher" for t in threading.enumerate())
@@ -416,8 +420,8 @@ def test_a_job_started_by_a_worker_that_stopped_beating_is_not_live(rt):
     from rq import Queue
     from rq.job import JobStatus
 
-    from bridge.services import sweeper
-    from bridge.worker import HEARTBEAT_PREFIX
+    from bridge.engine import sweeper
+    from bridge.queue import HEARTBEAT_PREFIX
 
     job = Queue("publish", connection=rt.redis).enqueue("bridge.jobs.noop", job_id="publish-777")
     rt.redis.lrem("rq:queue:publish", 0, job.id)

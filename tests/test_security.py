@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 
 from bridge.app import API_PREFIX, create_app
 from bridge.config import PLATFORMS, Settings
@@ -48,14 +48,22 @@ def count(rt, table) -> int:
 
 
 def snapshot(rt) -> tuple:
-    """Everything a request could change: posts and accounts, every column that matters."""
-    p, a = rt.tables.posts, rt.tables.accounts
+    """Everything a request could change: posts and accounts, every column that matters, the
+    analytics rows, and Alice's and Bob's templates and hashtag groups."""
+    p, a, an = rt.tables.posts, rt.tables.accounts, rt.tables.analytics
+    tm, hg = rt.tables.templates, rt.tables.hashtag_groups
     with rt.engine.connect() as conn:
         posts = conn.execute(select(p.c.id, p.c.status, p.c.scheduled_at, p.c.retry_count, p.c.metadata,
                                     p.c.wp_user_id).order_by(p.c.id)).all()
         accounts = conn.execute(select(a.c.id, a.c.is_active, a.c.access_token, a.c.refresh_token,
                                        a.c.needs_reconnect, a.c.wp_user_id).order_by(a.c.id)).all()
-    return tuple(map(tuple, posts)), tuple(map(tuple, accounts))
+        analytics = conn.execute(select(an.c.social_post_id, an.c.last_attempt_at, an.c.views)
+                                 .order_by(an.c.social_post_id)).all()
+        templates = conn.execute(select(tm.c.id, tm.c.name, tm.c.caption, tm.c.wp_user_id)
+                                 .where(tm.c.wp_user_id.in_((ALICE, BOB))).order_by(tm.c.id)).all()
+        groups = conn.execute(select(hg.c.id, hg.c.name, hg.c.hashtags, hg.c.wp_user_id)
+                              .where(hg.c.wp_user_id.in_((ALICE, BOB))).order_by(hg.c.id)).all()
+    return tuple(tuple(map(tuple, rows)) for rows in (posts, accounts, analytics, templates, groups))
 
 
 @pytest.fixture
@@ -70,6 +78,13 @@ def world(rt):
         ids[f"{who}_failed"] = add_post(rt, user, account, status="failed", error_code="transient")
         ids[f"{who}_link"] = keep_pending_link(rt, user, "tiktok", [AccountProfile(
             f"tt-new-{user}", f"new-{user}", TokenSet(access_token=f"act.pending-{user}"))])
+        with rt.engine.begin() as conn:
+            conn.execute(delete(rt.tables.templates).where(rt.tables.templates.c.wp_user_id == user))
+            conn.execute(delete(rt.tables.hashtag_groups).where(rt.tables.hashtag_groups.c.wp_user_id == user))
+            ids[f"{who}_template"] = conn.execute(insert(rt.tables.templates).values(
+                wp_user_id=user, name=f"{who}'s template", caption="hi")).inserted_primary_key[0]
+            ids[f"{who}_group"] = conn.execute(insert(rt.tables.hashtag_groups).values(
+                wp_user_id=user, name=f"{who}'s tags", hashtags='["#a"]')).inserted_primary_key[0]
     return ids
 
 
@@ -95,7 +110,21 @@ USER_ROUTES = {
     ("POST", "/validate"): (None, "publish"),
     ("GET", "/platforms"): (None, None),
     ("GET", "/accounts/<int:account_id>/options"): ("account", None),
+    ("GET", "/posts/<int:post_id>/analytics"): ("post", None),
+    ("POST", "/posts/<int:post_id>/analytics/refresh"): ("post", {}),
+    ("GET", "/analytics/summary"): (None, None),
+    ("GET", "/analytics/best-times"): (None, None),
+    ("GET", "/templates"): (None, None),
+    ("POST", "/templates"): (None, {"name": "Mine"}),
+    ("PATCH", "/templates/<int:template_id>"): ("template", {"name": "Renamed"}),
+    ("DELETE", "/templates/<int:template_id>"): ("template", None),
+    ("GET", "/hashtag-groups"): (None, None),
+    ("POST", "/hashtag-groups"): (None, {"name": "Mine", "hashtags": ["#mine"]}),
+    ("PATCH", "/hashtag-groups/<int:group_id>"): ("group", {"name": "Renamed"}),
+    ("DELETE", "/hashtag-groups/<int:group_id>"): ("group", None),
 }
+NOT_FOUND_CODES = ("post_not_found", "account_not_found", "video_not_found", "template_not_found",
+                   "hashtag_group_not_found", "link_not_found")
 
 
 def _routes_by_decorator(app, decorator_name: str) -> set[tuple[str, str]]:
@@ -122,8 +151,8 @@ def fill(route, owner: str, ids: dict, platform: str = "tiktok"):
         path = re.sub(r"<int:\w+>", str(ids[f"{owner}_account"]), path)
     elif kind == "post":
         path = re.sub(r"<int:\w+>", str(ids[f"{owner}_post"]), path)
-    elif kind == "failed":
-        path = re.sub(r"<int:\w+>", str(ids[f"{owner}_failed"]), path)
+    elif kind in ("failed", "template", "group"):
+        path = re.sub(r"<int:\w+>", str(ids[f"{owner}_{kind}"]), path)
     elif kind == "link":
         path = path.replace("<string:link>", ids[f"{owner}_link"])
     if body in ("publish", "schedule"):
@@ -196,6 +225,16 @@ def test_valid_token_of_a_user_who_owns_nothing(client, rt, world, route):
         assert response.status_code == 200 and answer["total"] == 0 and answer["posts"] == []
     elif route == ("GET", "/platforms"):
         assert response.status_code == 200 and set(answer["platforms"]) == set(PLATFORMS)
+    elif route in (("GET", "/templates"), ("GET", "/hashtag-groups")):
+        assert response.status_code == 200 and answer[route[1][1:].replace("-", "_")] == []
+    elif route == ("GET", "/analytics/summary"):
+        assert response.status_code == 200 and answer["totals"]["posts"] == 0 and answer["top_posts"] == []
+    elif route == ("GET", "/analytics/best-times"):
+        assert response.status_code == 200 and answer["basis"] == "default" and answer["posts_analyzed"] == 0
+    elif route in (("POST", "/templates"), ("POST", "/hashtag-groups")):
+        # saving one's own template or group is allowed; it is this user's
+        item = answer["template"] if "template" in answer else answer["hashtag_group"]
+        assert response.status_code == 200 and item["name"] == "Mine"
     elif route[1].startswith("/accounts/connect/"):
         # starting a connection of one's own is allowed; it stores nothing but a state for this user
         assert response.status_code == 200 and answer["success"] is True
@@ -203,8 +242,7 @@ def test_valid_token_of_a_user_who_owns_nothing(client, rt, world, route):
         assert saved["user_id"] == NOBODY
     else:
         assert response.status_code == 404, response.get_data(as_text=True)
-        assert answer["success"] is False and answer["code"] in ("post_not_found", "account_not_found",
-                                                                  "video_not_found", "link_not_found")
+        assert answer["success"] is False and answer["code"] in NOT_FOUND_CODES
     assert snapshot(rt) == before
 
 
@@ -218,8 +256,7 @@ def test_other_users_ids_answer_404_and_change_nothing(client, rt, world, route)
     method, url, body = fill(route, "bob", world)
     response = call(client, method, url, body, auth(ALICE))
     assert response.status_code == 404, response.get_data(as_text=True)
-    assert response.get_json()["code"] in ("post_not_found", "account_not_found", "video_not_found",
-                                           "link_not_found")
+    assert response.get_json()["code"] in NOT_FOUND_CODES
     assert snapshot(rt) == before
     # the same route with Alice's own ids works (the 404 is about ownership, not the route)
     method, url, body = fill(route, "alice", world)

@@ -376,7 +376,7 @@ def test_scheduled_at_more_than_365_days_ahead_is_422(client, rt):
 def test_health_scans_nothing(client, rt):
     """Found: /health scanned the Redis keyspace for heartbeats (0.6 s at 300k keys, no login
     needed). Now: one ZCOUNT of the workers' beats; no SCAN or KEYS, however many keys there are."""
-    from bridge.worker import BEATS_KEY
+    from bridge.queue import BEATS_KEY
 
     with rt.redis.pipeline(transaction=False) as pipe:
         for index in range(20_000):

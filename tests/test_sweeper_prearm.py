@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rq import Queue
-from bridge.services import scheduler, sweeper
+
+from bridge import queue
+from bridge.engine import sweeper
 from bridge.store.db import utcnow
 from tests.factories import add_account, add_post
 
@@ -31,33 +33,35 @@ def test_a_due_post_whose_lease_ran_out_is_sent(rt):
     assert job is not None and job.args == (post, "tiktok")
 
 
-def test_hand_over_wakes_a_scheduled_post_early_by_the_prearm_time(rt, monkeypatch):
+def test_hand_over_wakes_a_scheduled_post_early_by_the_prearm_time(rt):
+    import dataclasses
+
     from rq.registry import ScheduledJobRegistry
 
-    monkeypatch.setenv("AURAREELS_PREARM_SECONDS", "15")
     account = add_account(rt, USER, "tiktok")
     when = utcnow() + timedelta(minutes=10)
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=when)
-    scheduler.hand_over(rt, post, when, USER, "tiktok")
+    early = dataclasses.replace(rt, settings=rt.settings.with_overrides(prearm_seconds=15))
+    queue.hand_over(early, post, when, USER, "tiktok")
     registry = ScheduledJobRegistry("publish", connection=rt.redis)
-    at = registry.get_scheduled_time(scheduler.wake_job_id(post)).replace(tzinfo=None)
+    at = registry.get_scheduled_time(queue.wake_job_id(post)).replace(tzinfo=None)
     assert at == when - timedelta(seconds=15)
-    monkeypatch.setenv("AURAREELS_PREARM_SECONDS", "0")
-    scheduler.hand_over(rt, post, when, USER, "tiktok")
-    assert registry.get_scheduled_time(scheduler.wake_job_id(post)).replace(tzinfo=None) == when
+    on_time = dataclasses.replace(rt, settings=rt.settings.with_overrides(prearm_seconds=0))
+    queue.hand_over(on_time, post, when, USER, "tiktok")
+    assert registry.get_scheduled_time(queue.wake_job_id(post)).replace(tzinfo=None) == when
 
 
 def test_cancel_drops_both_wake_ups(rt):
     account = add_account(rt, USER, "tiktok")
     when = utcnow() + timedelta(minutes=10)
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=when)
-    scheduler.hand_over(rt, post, when, USER, "tiktok")
-    scheduler.wake_exactly(rt, post, when, "tiktok")
-    scheduler.drop(rt, post, when)
+    queue.hand_over(rt, post, when, USER, "tiktok")
+    queue.wake_exactly(rt, post, when, "tiktok")
+    queue.drop(rt, post, when)
     from rq.job import Job
 
-    assert not Job.exists(scheduler.wake_job_id(post), connection=rt.redis)
-    assert not Job.exists(scheduler.due_wake_job_id(post, when), connection=rt.redis)
+    assert not Job.exists(queue.wake_job_id(post), connection=rt.redis)
+    assert not Job.exists(queue.due_wake_job_id(post, when), connection=rt.redis)
 
 
 def test_an_expired_lease_on_a_scheduled_post_does_not_block_its_claim(rt):
@@ -84,7 +88,7 @@ def test_a_step_back_for_the_old_time_never_overwrites_the_wake_up_of_the_new_ti
     old = (utcnow() + timedelta(minutes=1)).replace(microsecond=0)
     new = old + timedelta(minutes=5)
     post = add_post(rt, USER, account, status="scheduled", scheduled_at=new)
-    scheduler.wake_exactly(rt, post, new, "tiktok")
-    scheduler.wake_exactly(rt, post, old + timedelta(seconds=2), "tiktok", expected=iso_z(old))  # the old chain
-    assert Job.fetch(scheduler.due_wake_job_id(post, new), connection=rt.redis).args[1] == iso_z(new)
-    assert Job.fetch(scheduler.due_wake_job_id(post, old), connection=rt.redis).args[1] == iso_z(old)
+    queue.wake_exactly(rt, post, new, "tiktok")
+    queue.wake_exactly(rt, post, old + timedelta(seconds=2), "tiktok", expected=iso_z(old))  # the old chain
+    assert Job.fetch(queue.due_wake_job_id(post, new), connection=rt.redis).args[1] == iso_z(new)
+    assert Job.fetch(queue.due_wake_job_id(post, old), connection=rt.redis).args[1] == iso_z(old)

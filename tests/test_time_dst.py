@@ -78,7 +78,6 @@ def test_schedule_and_reschedule_store_and_arm_the_utc_instant(ny_client, rt, re
     video = add_video(rt, USER)
     from rq.job import Job
 
-    from bridge.services.scheduler import prearm_seconds
     from bridge.timefmt import iso_z
 
     registry = ScheduledJobRegistry("publish", connection=redis_client)
@@ -95,7 +94,7 @@ def test_schedule_and_reschedule_store_and_arm_the_utc_instant(ny_client, rt, re
         assert stored == datetime.strptime(utc, "%Y-%m-%d %H:%M:%S"), raw
         armed = registry.get_scheduled_time(f"wake-{post['id']}")
         # the wake-up runs AURAREELS_PREARM_SECONDS early and carries the instant it is for
-        assert armed.replace(tzinfo=None) == stored - timedelta(seconds=prearm_seconds()), raw
+        assert armed.replace(tzinfo=None) == stored - timedelta(seconds=rt.settings.prearm_seconds), raw
         assert Job.fetch(f"wake-{post['id']}", connection=redis_client).args[1] == iso_z(stored), raw
         # moving it to the same wall time again gives the same instant
         moved = ny_client.patch(f"{P}/posts/{post['id']}/reschedule", headers=auth(USER), json={"scheduled_at": raw})

@@ -125,3 +125,30 @@ def test_keep_working_does_not_swallow_other_errors():
 
     with pytest.raises(RuntimeError):
         keep_working(_Rt(_Gone(0)), run, sleep=lambda s: None)
+
+
+def test_a_worker_of_several_processes_runs_jobs_in_each_and_stops_whole(own_database):
+    """`aurareels-bridge worker --processes 2`: two worker processes, each with its heartbeat and
+    its threads, under one command; a stop signal to the command stops both."""
+    import signal
+
+    from rq import Queue
+
+    port = _free_port()
+    server = _redis_server(port)
+    client = redis_lib.Redis(port=port)
+    worker = WorkerProcess(worker_env(own_database, AURAREELS_REDIS_URL=f"redis://127.0.0.1:{port}/0"),
+                           "--processes", "2", "--concurrency", "4").start()
+    try:
+        wait_for(lambda: len(client.keys("bridge:worker:*")) == 2, timeout=60)
+        names = {k.decode().rsplit(".", 1)[1] for k in client.keys("bridge:worker:*")}
+        assert str(worker.proc.pid) not in names  # the command supervises; its children work
+        jobs = [Queue("publish", connection=client).enqueue("bridge.jobs.noop") for _ in range(20)]
+        wait_for(lambda: all(j.get_status(refresh=True) == "finished" for j in jobs), timeout=30)
+        worker.proc.send_signal(signal.SIGTERM)
+        worker.proc.wait(timeout=30)
+        wait_for(lambda: not client.keys("bridge:worker:*"), timeout=10)
+    finally:
+        worker.stop()
+        server.kill()
+        server.wait(timeout=10)

@@ -26,7 +26,8 @@
  *
  * Tables: activating the plugin (or, for a must-use plugin, the first request after an update of
  * this file) creates {prefix}aurareels_social_accounts, _posts and _analytics with WordPress's
- * dbDelta, in the bridge's current shape (platform ENUMs include 'twitter' and 'linkedin').
+ * dbDelta, in the bridge's current shape (platform ENUMs include 'twitter' and 'linkedin'), and the
+ * user's {prefix}aurareels_social_templates and _hashtag_groups as the bridge's migration 0009 does.
  * dbDelta only adds: columns, indexes and ENUM values the bridge's own migrations added are kept.
  * The two FOREIGN KEY clauses of the original DDL are not understood by dbDelta; they are added
  * afterwards with ALTER TABLE, only when absent.
@@ -37,7 +38,7 @@ defined( 'ABSPATH' ) || exit;
 if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 
 	define( 'AURAREELS_SOCIAL_BRIDGE_VERSION', '1.0.0' );
-	define( 'AURAREELS_SOCIAL_BRIDGE_SCHEMA', '2' );
+	define( 'AURAREELS_SOCIAL_BRIDGE_SCHEMA', '3' );
 	define( 'AURAREELS_SOCIAL_BRIDGE_NAMESPACE', 'aurareels/v1/social' );
 
 	/**
@@ -77,6 +78,14 @@ if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 			'/drafts'                                   => array( 'POST' ),
 			'/validate'                                 => array( 'POST' ),
 			'/platforms'                                => array( 'GET' ),
+			'/posts/(?P<id>[^/]+)/analytics'            => array( 'GET' ),
+			'/posts/(?P<id>[^/]+)/analytics/refresh'    => array( 'POST' ),
+			'/analytics/summary'                        => array( 'GET' ),
+			'/analytics/best-times'                     => array( 'GET' ),
+			'/templates'                                => array( 'GET', 'POST' ),
+			'/templates/(?P<id>[^/]+)'                  => array( 'PATCH', 'DELETE' ),
+			'/hashtag-groups'                           => array( 'GET', 'POST' ),
+			'/hashtag-groups/(?P<id>[^/]+)'             => array( 'PATCH', 'DELETE' ),
 			'/webhooks/tiktok'                          => array( 'POST' ),
 			'/webhooks/meta'                            => array( 'GET', 'POST' ),
 			'/health'                                   => array( 'GET' ),
@@ -459,7 +468,7 @@ if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 	}
 
 	/**
-	 * The three CREATE TABLE statements in dbDelta's format: one field per line, two spaces after
+	 * The CREATE TABLE statements in dbDelta's format: one field per line, two spaces after
 	 * PRIMARY KEY, KEY rather than INDEX, integer display widths and ENUMs spelled as MySQL/MariaDB
 	 * report them (so dbDelta sees nothing to change on tables the bridge's migrate created), and
 	 * no FOREIGN KEY clause (added by aurareels_social_bridge_add_foreign_keys()). Table names are
@@ -472,6 +481,8 @@ if ( ! function_exists( 'aurareels_social_bridge_activate' ) ) :
 		$accounts  = $wpdb->prefix . 'aurareels_social_accounts';
 		$posts     = $wpdb->prefix . 'aurareels_social_posts';
 		$analytics = $wpdb->prefix . 'aurareels_social_analytics';
+		$templates = $wpdb->prefix . 'aurareels_social_templates';
+		$groups    = $wpdb->prefix . 'aurareels_social_hashtag_groups';
 		$platforms = array( 'tiktok', 'instagram', 'facebook', 'youtube', 'twitter', 'linkedin' );
 		$statuses  = array( 'draft', 'scheduled', 'publishing', 'published', 'failed', 'cancelled' );
 		$tail      = ') ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;';
@@ -556,6 +567,32 @@ $tail";
   UNIQUE KEY `unique_post_analytics` (`social_post_id`)
 $tail";
 
+		// The user's post templates and hashtag groups (the bridge's sql/mysql/0009, same spelling).
+		$sql[ $templates ] = "CREATE TABLE $templates (
+  `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  `wp_user_id` bigint(20) unsigned NOT NULL,
+  `name` varchar(100) NOT NULL,
+  `caption` text DEFAULT NULL,
+  `hashtags` text DEFAULT NULL COMMENT 'JSON array of hashtags',
+  `platforms` varchar(255) DEFAULT NULL COMMENT 'JSON array of platform values',
+  `options` text DEFAULT NULL COMMENT 'JSON object: per-platform options',
+  `created_at` datetime DEFAULT CURRENT_TIMESTAMP,
+  `updated_at` datetime DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  PRIMARY KEY  (`id`),
+  KEY `user_templates` (`wp_user_id`,`id`)
+$tail";
+
+		$sql[ $groups ] = "CREATE TABLE $groups (
+  `id` bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  `wp_user_id` bigint(20) unsigned NOT NULL,
+  `name` varchar(100) NOT NULL,
+  `hashtags` text DEFAULT NULL COMMENT 'JSON array of hashtags',
+  `created_at` datetime DEFAULT CURRENT_TIMESTAMP,
+  `updated_at` datetime DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP,
+  PRIMARY KEY  (`id`),
+  KEY `user_hashtag_groups` (`wp_user_id`,`id`)
+$tail";
+
 		return $sql;
 	}
 
@@ -597,7 +634,7 @@ $tail";
 	}
 
 	/**
-	 * Creates or completes the three tables. Safe to run any number of times, before or after the
+	 * Creates or completes the tables. Safe to run any number of times, before or after the
 	 * bridge's `aurareels-bridge migrate`: dbDelta never drops a column, an index or a row.
 	 *
 	 * @return string[] What was changed (dbDelta's messages, then the foreign keys added).

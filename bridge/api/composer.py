@@ -42,4 +42,4 @@ class Platforms(MethodView):
     @blp.doc(security=USER_SECURITY)
     def get(self):
         """Each platform's limits: caption (and how it is counted), hashtags, media, privacy, quota, first comment"""
-        return platforms.describe()
+        return platforms.describe(runtime().settings)

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from bridge.api.deps import BAD_INTERNAL_KEY, INTERNAL_SECURITY, INVALID_JSON, internal_required, runtime
 from bridge.schemas.common import ErrorSchema
 from bridge.schemas.posts import InternalPublishSchema, RescheduledSchema
-from bridge.services import n8n
+from bridge.engine import n8n
 
 blp = Blueprint("internal", __name__, url_prefix="/aurareels/v1/social/internal", description="Internal (n8n)")
 

@@ -155,10 +155,15 @@ class CommentTarget:
 
 @dataclass
 class Metrics:
+    """A post's lifetime counts as its platform reports them. `saves` and `reach` are None where
+    the platform (or the app's permissions) does not report them, which is not the same as 0."""
+
     views: int = 0
     likes: int = 0
     comments: int = 0
     shares: int = 0
+    saves: int | None = None
+    reach: int | None = None
 
 
 @dataclass

@@ -353,9 +353,12 @@ class FacebookClient(MetaClient):
         if "_" in platform_post_id:  # a Page post id is {page-id}_{post-id}
             node = self.graph_get(token, platform_post_id, {
                 "fields": "shares,reactions.summary(total_count).limit(0),comments.summary(total_count).limit(0)"})
-            views = self._insight(token, f"{platform_post_id}/insights", "post_media_view").get("post_media_view", 0)
-            return Metrics(views=int(views), likes=_total(node, "reactions"), comments=_total(node, "comments"),
-                           shares=int((node.get("shares") or {}).get("count") or 0))
+            values = self._insight(token, f"{platform_post_id}/insights",
+                                   "post_media_view,post_total_media_view_unique")
+            reach = values.get("post_total_media_view_unique")
+            return Metrics(views=int(values.get("post_media_view") or 0), likes=_total(node, "reactions"),
+                           comments=_total(node, "comments"), shares=int((node.get("shares") or {}).get("count") or 0),
+                           reach=int(reach) if isinstance(reach, (int, float)) else None)
         node = self.graph_get(token, platform_post_id, {
             "fields": "likes.summary(true).limit(0),comments.summary(true).limit(0)"})
         values = self._insight(token, f"{platform_post_id}/video_insights",

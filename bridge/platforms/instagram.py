@@ -378,14 +378,16 @@ class InstagramClient(MetaClient):
     def fetch_metrics(self, account: AccountRef, platform_post_id: str) -> Metrics:
         try:
             body = self.graph_get(account.access_token, f"{platform_post_id}/insights",
-                                  {"metric": "views,likes,comments,shares"})
+                                  {"metric": "views,reach,likes,comments,shares,saved"})
         except (Rejected, Reauthorize):
             # Insights not granted, or not offered for this media: the node's own counts remain.
             node = self.graph_get(account.access_token, platform_post_id, {"fields": "like_count,comments_count"})
             return Metrics(likes=int(node.get("like_count") or 0), comments=int(node.get("comments_count") or 0))
+        # A metric Instagram has no data for yet (up to 48 h) is missing from `data`, not 0.
         values = {m.get("name"): (m.get("values") or [{}])[0].get("value", 0) for m in body.get("data", [])}
         return Metrics(views=int(values.get("views") or 0), likes=int(values.get("likes") or 0),
-                       comments=int(values.get("comments") or 0), shares=int(values.get("shares") or 0))
+                       comments=int(values.get("comments") or 0), shares=int(values.get("shares") or 0),
+                       saves=_count(values.get("saved")), reach=_count(values.get("reach")))
 
     def quota(self, account: AccountRef) -> Quota:
         """Instagram's own count of API posts in its rolling window (`content_publishing_limit`)."""
@@ -428,3 +430,11 @@ def _carousel_items(content: PostContent) -> list[dict[str, str]]:
 def _subcode(status: dict[str, Any]) -> int | None:
     match = _SUBCODE.search(str(status.get("status") or ""))
     return int(match.group(1)) if match else None
+
+
+def _count(value: Any) -> int | None:
+    """An insight's value as a count; None when Instagram reported nothing for it."""
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None

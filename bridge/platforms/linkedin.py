@@ -394,35 +394,37 @@ class LinkedInClient(PlatformClient):
 
     # ------------------------------------------------------------------ metrics
     def fetch_metrics(self, account: AccountRef, platform_post_id: str) -> Metrics:
-        """Likes and comments from socialActions; views and reshares from the member post
-        analytics where the login carries `r_member_postAnalytics` (it needs LinkedIn's approval).
-        socialActions needs `r_member_social`, which Share-on-LinkedIn apps do not get: its 403 is
-        `metrics_unavailable`, nothing the creator could fix by reconnecting."""
+        """Member post analytics where the login carries `r_member_postAnalytics` (LinkedIn approves
+        it per app); else likes and comments from socialActions where it carries the restricted
+        `r_member_social`. A self-serve (Share on LinkedIn) app has neither: LinkedIn gives it no
+        metrics at all, which is `metrics_unavailable`. A login whose scopes were not recorded
+        tries both; LinkedIn's 403 says which it lacks."""
+        recorded = account.metadata.get("scopes")
+        scopes = set(re.split(r"[,\s]+", str(recorded))) if recorded is not None else None
         encoded = quote(platform_post_id, safe="")
-        response = self._rest(account, "GET", f"/rest/socialActions/{encoded}")
-        if response.status_code == 403:
-            raise Rejected("LinkedIn does not share this post's statistics with this site's app (it needs LinkedIn's "
-                           "r_member_social permission).", platform=self.name, code="metrics_unavailable",
-                           http_status=403)
-        self.raise_for(response)
-        body = self._json(response)
-        metrics = Metrics(
-            likes=int((body.get("likesSummary") or {}).get("totalLikes") or 0),
-            comments=int((body.get("commentsSummary") or {}).get("aggregatedTotalComments") or 0),
-        )
-        scopes = str(account.metadata.get("scopes", "r_member_postAnalytics"))
-        if "r_member_postAnalytics" not in scopes:
-            return metrics
-        kind = "ugc" if ":ugcPost:" in platform_post_id else "share"
-        for query_type, attribute in (("IMPRESSION", "views"), ("RESHARE", "shares")):
-            response = self._rest(account, "GET", f"/rest/memberCreatorPostAnalytics?q=entity&entity=({kind}:"
-                                                  f"{encoded})&queryType={query_type}&aggregation=TOTAL")
-            if response.status_code == 403:
-                break  # the app lacks the analytics product: likes and comments are all there is
-            self.raise_for(response)
-            elements = self._json(response).get("elements") or [{}]
-            setattr(metrics, attribute, int(elements[0].get("count", elements[0].get("value")) or 0))
-        return metrics
+        if scopes is None or "r_member_postAnalytics" in scopes:
+            kind = "ugc" if ":ugcPost:" in platform_post_id else "share"
+            counts: dict[str, int] = {}
+            for query_type in ("IMPRESSION", "MEMBERS_REACHED", "RESHARE", "REACTION", "COMMENT"):
+                response = self._rest(account, "GET", f"/rest/memberCreatorPostAnalytics?q=entity&entity=({kind}:"
+                                                      f"{encoded})&queryType={query_type}&aggregation=TOTAL")
+                if response.status_code == 403:
+                    break  # the app lacks the analytics product
+                self.raise_for(response)
+                elements = self._json(response).get("elements") or [{}]
+                counts[query_type] = int(elements[0].get("count", elements[0].get("value")) or 0)
+            else:
+                return Metrics(views=counts["IMPRESSION"], reach=counts["MEMBERS_REACHED"],
+                               shares=counts["RESHARE"], likes=counts["REACTION"], comments=counts["COMMENT"])
+        if scopes is None or "r_member_social" in scopes:
+            response = self._rest(account, "GET", f"/rest/socialActions/{encoded}")
+            if response.status_code != 403:
+                self.raise_for(response)
+                body = self._json(response)
+                return Metrics(likes=int((body.get("likesSummary") or {}).get("totalLikes") or 0),
+                               comments=int((body.get("commentsSummary") or {}).get("aggregatedTotalComments") or 0))
+        raise Rejected("LinkedIn shares post statistics only with apps it approved for member post analytics; "
+                       "this site cannot read them.", platform=self.name, code="metrics_unavailable")
 
     # ------------------------------------------------------------------ HTTP and errors
     def _author(self, account: AccountRef) -> str:

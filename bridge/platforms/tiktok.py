@@ -625,7 +625,14 @@ class TikTokClient(PlatformClient):
         response = self.http.request(
             "POST", VIDEO_QUERY, params={"fields": "id,view_count,like_count,comment_count,share_count"},
             json={"filters": {"video_ids": [platform_post_id]}}, headers=self._auth(account.access_token, json_=True))
-        videos = self._data(response).get("videos") or []
+        try:
+            videos = self._data(response).get("videos") or []
+        except Reauthorize as exc:
+            if exc.code != "scope_not_granted":
+                raise
+            # The creator did not grant video.list: publishing still works, statistics never will.
+            raise Rejected("TikTok shares statistics only with the video.list permission, which this account "
+                           "did not grant.", platform=self.name, code="metrics_unavailable") from None
         video = next((v for v in videos if str(v.get("id")) == platform_post_id), None)
         if video is None:
             raise Rejected("TikTok no longer shows this post; it may have been deleted.", platform=self.name,

@@ -496,9 +496,11 @@ class TwitterClient(PlatformClient):
         if not body.get("data"):
             raise self.map_error(response, body)  # X answers 200 with errors[] for a missing post
         counts = body["data"].get("public_metrics") or {}
+        saves = counts.get("bookmark_count")
         return Metrics(views=int(counts.get("impression_count") or 0), likes=int(counts.get("like_count") or 0),
                        comments=int(counts.get("reply_count") or 0),
-                       shares=int(counts.get("retweet_count") or 0) + int(counts.get("quote_count") or 0))
+                       shares=int(counts.get("retweet_count") or 0) + int(counts.get("quote_count") or 0),
+                       saves=int(saves) if saves is not None else None)
 
     def quota(self, account: AccountRef) -> Quota | None:
         """X bills every post read, so the quota is never read from the timeline: the bridge

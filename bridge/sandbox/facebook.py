@@ -555,9 +555,10 @@ class FacebookEmulator(MetaEmulator):
             self.unsupported("get", object_id)
         self._read_access(record, post["page"])
         names = self._metrics(request, POST_METRICS)
-        m = post["metrics"]
-        values = {"post_media_view": m.get("views", 0), "post_total_media_view_unique": m.get("views", 0),
-                  "post_reactions_by_type_total": {"like": m.get("likes", 0)}, "post_clicks": m.get("clicks", 0)}
+        m = self.counts(post)
+        values = {"post_media_view": m["views"], "post_total_media_view_unique": m["reach"],
+                  "post_reactions_by_type_total": {"like": m["likes"]},
+                  "post_clicks": int(post["metrics"].get("clicks", 0))}
         return self.json(self.insights(object_id, values, names))
 
     @graph_route("GET", V + rf"(?P<video_id>{FB_ID})/video_insights")
@@ -569,7 +570,7 @@ class FacebookEmulator(MetaEmulator):
         self._read_access(record, video["page"])
         self.require(record, "read_insights", message="(#10) Requires read_insights permission")
         names = self._metrics(request, VIDEO_METRICS)
-        m = video["metrics"]
+        m = self.counts(video)
         values = {"blue_reels_play_count": m.get("views", 0), "total_video_views": m.get("views", 0),
                   "total_video_impressions": m.get("views", 0), "post_video_avg_time_watched": 0,
                   "post_video_social_actions": {"share": m.get("shares", 0), "comment": m.get("comments", 0),
@@ -749,7 +750,7 @@ class FacebookEmulator(MetaEmulator):
         return view
 
     def _post_view(self, post: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-        m = post["metrics"]
+        m = self.counts(post)
         created = graph_timestamp(post["created_at"])
         full = {"id": post["id"], "message": post["message"] or None, "created_time": created, "updated_time": created,
                 "permalink_url": post["permalink_url"],
@@ -763,7 +764,7 @@ class FacebookEmulator(MetaEmulator):
         return {f: full[f] for f in fields if full.get(f) is not None}
 
     def _video_view(self, video: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-        m = video["metrics"]
+        m = self.counts(video)
         path = f"/reel/{video['id']}/" if video["kind"] == "reel" else f"/{video['page']}/videos/{video['id']}/"
         full = {"id": video["id"], "status": self._status(video), "title": video["title"] or None,
                 "description": video["description"] or None, "permalink_url": path,

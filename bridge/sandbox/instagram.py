@@ -313,7 +313,7 @@ class InstagramEmulator(MetaEmulator):
             if name not in allowed:
                 self.fail(100, f"(#100) metric[{index}] must be one of the following values: "
                                f"{', '.join(sorted(allowed))}")
-        return self.json(self.insights(media_id, media["metrics"], names))
+        return self.json(self.insights(media_id, self.counts(media), names))
 
     # ------------------------------------------------------------------ comments
     @graph_route("POST", V + rf"(?P<media_id>{IG_ID})/comments")
@@ -417,7 +417,7 @@ class InstagramEmulator(MetaEmulator):
         return media
 
     def _media_view(self, media: dict[str, Any], fields: list[str]) -> dict[str, Any]:
-        m = media["metrics"]
+        m = self.counts(media)
         full = {"id": media["id"], "caption": media["caption"] or None, "media_type": media["media_type"],
                 "media_product_type": media["media_product_type"], "permalink": media["permalink"],
                 "shortcode": media["shortcode"], "timestamp": graph_timestamp(media["created_at"]),

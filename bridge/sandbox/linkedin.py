@@ -27,6 +27,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
+from bridge.sandbox.audience import organic
 from bridge.sandbox.core import Emulator, TokenRecord, route
 from bridge.sandbox.oauth import OAuthSpec, Refusal
 
@@ -211,8 +212,16 @@ class LinkedInEmulator(Emulator):
         return self.oauth.revoke_user(user)
 
     def engage(self, urn: str, **counts: int) -> None:
-        """Set a post's counters: likes, comments, shares, impressions, reached."""
+        """Set a post's counters: likes, comments, shares, impressions, reached; the audience's
+        organic growth adds to them as the post ages."""
         self.engagement.setdefault(urn, {}).update(counts)
+
+    def _counts(self, post: dict[str, Any]) -> dict[str, int]:
+        grown = organic(post["id"], self.now() - post["createdAt"] / 1000)
+        c = self.engagement.get(post["id"], {})
+        return {"likes": c.get("likes", 0) + grown.likes, "comments": c.get("comments", 0) + grown.comments,
+                "shares": c.get("shares", 0) + grown.shares, "impressions": c.get("impressions", 0) + grown.views,
+                "reached": c.get("reached", 0) + grown.reach}
 
     def process(self, video: str | None = None, fail: bool = False, reason: str | None = None) -> int:
         """Finish processing now (every PROCESSING video, or one), as AVAILABLE or PROCESSING_FAILED."""
@@ -717,8 +726,8 @@ class LinkedInEmulator(Emulator):
             return self.denied("partnerApiSocialActions.GET", request)
         if urn not in self.posts:
             return self.rest_error(404, "NOT_FOUND", f"Entity {urn} does not exist")
-        counts = self.engagement.get(urn, {})
-        likes, comments = counts.get("likes", 0), counts.get("comments", 0)
+        counts = self._counts(self.posts[urn])
+        likes, comments = counts["likes"], counts["comments"]
         return self.json({
             "target": urn, "$URN": f"urn:li:socialActions:{urn}",
             "likesSummary": {"totalLikes": likes, "aggregatedTotalLikes": likes, "likedByCurrentUser": False},
@@ -797,10 +806,9 @@ class LinkedInEmulator(Emulator):
         post = self.posts.get(match.group(2))
         if post is None or post["author"] != self.urn_of(token):
             return self.denied("memberCreatorPostAnalytics.FINDER-entity", request)
-        counts = self.engagement.get(post["id"], {})
-        count = {"IMPRESSION": counts.get("impressions", 0), "MEMBERS_REACHED": counts.get("reached", 0),
-                 "RESHARE": counts.get("shares", 0), "REACTION": counts.get("likes", 0),
-                 "COMMENT": counts.get("comments", 0)}[query_type]
+        counts = self._counts(post)
+        count = {"IMPRESSION": counts["impressions"], "MEMBERS_REACHED": counts["reached"],
+                 "RESHARE": counts["shares"], "REACTION": counts["likes"], "COMMENT": counts["comments"]}[query_type]
         metric = {"com.linkedin.adsexternalapi.memberanalytics.v1.CreatorPostAnalyticsMetricTypeV1": query_type}
         return self.json({"paging": {"start": 0, "count": 10, "links": []},
                           "elements": [{"count": count, "metricType": metric,

@@ -34,6 +34,7 @@ from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import SANDBOX_MEDIA_HOST
+from bridge.sandbox.audience import organic
 from bridge.sandbox.core import Emulator, TokenRecord, route
 
 # An optional version segment: Graph answers /v25.0/... and unversioned paths alike.
@@ -549,8 +550,20 @@ class MetaEmulator(Emulator):
                           "title": n.replace("_", " ").capitalize(), "description": n.replace("_", " "),
                           "id": f"{object_id}/insights/{n}/lifetime"} for n in names]}
 
+    def counts(self, target: dict[str, Any]) -> dict[str, int]:
+        """An object's counters now: what tests set (`set_metrics`) plus the organic growth of its
+        audience with its age (`bridge.sandbox.audience`)."""
+        grown = organic(target["id"], self.now() - target["created_at"])
+        m = target.get("metrics") or {}
+        values = {name: int(m.get(name, 0)) + getattr(grown, attribute) for name, attribute in (
+            ("views", "views"), ("reach", "reach"), ("likes", "likes"), ("comments", "comments"),
+            ("shares", "shares"), ("saved", "saves"))}
+        values["total_interactions"] = values["likes"] + values["comments"] + values["shares"] + values["saved"]
+        return values
+
     def set_metrics(self, object_id: str, **values: int) -> None:
-        """Tests: set an object's counters (views, likes, comments, shares, ...)."""
+        """Tests: set an object's counters (views, reach, likes, comments, shares, saved, ...); the
+        audience's organic growth adds to them as the object ages."""
         target = self.find_object(object_id)
         if target is None:
             raise KeyError(object_id)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
+from bridge.sandbox.audience import organic
 from bridge.sandbox.core import Emulator, TokenRecord, route
 from bridge.sandbox.oauth import OAuthSpec
 
@@ -167,6 +168,8 @@ class TikTokEmulator(Emulator):
         return user
 
     def set_metrics(self, post_id: str, **counts: int) -> None:
+        """Counts the post's audience gave so far (view_count, like_count, ...); the organic
+        growth of `bridge.sandbox.audience` adds to them as the post ages."""
         post = self._post(str(post_id))
         if post is None:
             raise KeyError(post_id)
@@ -776,8 +779,14 @@ class TikTokEmulator(Emulator):
                   "cover_image_url": f"https://p16-sign.tiktokcdn-us.com/sandbox/cover/{post['id']}.jpeg",
                   "share_url": f"https://www.tiktok.com/@{user['username']}/video/{post['id']}",
                   "embed_link": f"https://www.tiktok.com/player/v1/{post['id']}", "duration": int(post["duration"]),
-                  "width": 1080, "height": 1920, **post["metrics"]}
+                  "width": 1080, "height": 1920, **self._counts(post)}
         return {f: values[f] for f in fields}
+
+    def _counts(self, post: dict[str, Any]) -> dict[str, int]:
+        grown = organic(post["id"], self.now() - post["created_at"])
+        m = post["metrics"]
+        return {"view_count": m["view_count"] + grown.views, "like_count": m["like_count"] + grown.likes,
+                "comment_count": m["comment_count"] + grown.comments, "share_count": m["share_count"] + grown.shares}
 
     def _video_request(self, request: Request) -> tuple[TokenRecord, list[str], dict[str, Any]] | Response:
         record = self._bearer(request, "video.list")

@@ -30,6 +30,7 @@ from werkzeug.wrappers import Request, Response
 
 from bridge.platforms.media import mp4_duration
 from bridge.platforms.twitter import has_invalid_characters, url_spans, weighted_length
+from bridge.sandbox.audience import organic
 from bridge.sandbox.core import Emulator, route
 from bridge.sandbox.oauth import OAuthSpec
 
@@ -183,8 +184,18 @@ class TwitterEmulator(Emulator):
         return changed
 
     def engage(self, tweet_id: str, **counts: int) -> None:
-        """Set public metrics of a post (impression_count, like_count, reply_count, ...)."""
+        """Set public metrics of a post (impression_count, like_count, reply_count, ...); the
+        audience's organic growth adds to them as the post ages."""
         self.tweets[str(tweet_id)]["public_metrics"].update(counts)
+
+    def _public_metrics(self, tweet: dict[str, Any]) -> dict[str, int]:
+        grown = organic(tweet["id"], self.now() - tweet["created_at"])
+        counts = dict(tweet["public_metrics"])
+        for name, value in (("impression_count", grown.views), ("like_count", grown.likes),
+                            ("reply_count", grown.comments), ("retweet_count", grown.shares),
+                            ("bookmark_count", grown.saves)):
+            counts[name] = counts.get(name, 0) + value
+        return counts
 
     def user_for(self, username: str) -> dict[str, Any]:
         """The sandbox account behind a login name (made on first use)."""
@@ -570,7 +581,7 @@ class TwitterEmulator(Emulator):
         if "author_id" in fields:
             view["author_id"] = tweet["author_id"]
         if "public_metrics" in fields:
-            view["public_metrics"] = dict(tweet["public_metrics"])
+            view["public_metrics"] = self._public_metrics(tweet)
         if "attachments" in fields and tweet["media_keys"]:
             view["attachments"] = {"media_keys": list(tweet["media_keys"])}
         if "conversation_id" in fields:

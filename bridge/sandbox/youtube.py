@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from werkzeug.exceptions import ClientDisconnected
 from werkzeug.wrappers import Request, Response
 
+from bridge.sandbox.audience import organic
 from bridge.sandbox.core import Emulator, TokenRecord, route
 from bridge.sandbox.oauth import OAuthSpec, Refusal
 
@@ -279,8 +280,17 @@ class YouTubeEmulator(Emulator):
         return changed
 
     def set_statistics(self, video_id: str, **counts: int) -> None:
-        """Set a video's counters (viewCount, likeCount, favoriteCount, commentCount)."""
+        """Set a video's counters (viewCount, likeCount, favoriteCount, commentCount); the
+        audience's organic growth adds to them while the video is public."""
         self.videos[video_id].statistics.update({k: int(v) for k, v in counts.items()})
+
+    def _statistics(self, video: Video) -> dict[str, int]:
+        # Only a public video gathers an audience, from the moment its processing finished.
+        public = video.status.get("privacyStatus") == "public" and self.now() >= video.ready_at
+        grown = organic(video.id, self.now() - video.ready_at if public else 0)
+        s = video.statistics
+        return {"viewCount": s["viewCount"] + grown.views, "likeCount": s["likeCount"] + grown.likes,
+                "favoriteCount": s["favoriteCount"], "commentCount": s["commentCount"] + grown.comments}
 
     # ------------------------------------------------------------------ answers
     def api_error(self, reason: str, message: str | None = None, status: int | None = None,
@@ -485,7 +495,7 @@ class YouTubeEmulator(Emulator):
             item["contentDetails"] = {"relatedPlaylists": {"likes": "", "uploads": "UU" + channel["id"][2:]}}
         if "statistics" in parts:
             videos = [v for v in self.videos.values() if v.channel_id == channel["id"]]
-            item["statistics"] = {"viewCount": str(sum(v.statistics["viewCount"] for v in videos)),
+            item["statistics"] = {"viewCount": str(sum(self._statistics(v)["viewCount"] for v in videos)),
                                   "subscriberCount": "0", "hiddenSubscriberCount": False,
                                   "videoCount": str(len(videos))}
         return item
@@ -884,7 +894,7 @@ class YouTubeEmulator(Emulator):
         if "status" in parts:
             item["status"] = dict(video.status)
         if "statistics" in parts:
-            item["statistics"] = {k: str(v) for k, v in video.statistics.items()}
+            item["statistics"] = {k: str(v) for k, v in self._statistics(video).items()}
         if "processingDetails" in parts and owner:
             item["processingDetails"] = self._processing(video)
         return item

@@ -23,10 +23,11 @@ from datetime import datetime
 
 from sqlalchemy import insert
 
+from bridge import queue
 from bridge.domain.status import Status, transition
 from bridge.platforms.base import Issue
 from bridge.runtime import Runtime
-from bridge.services import composer, posts, scheduler
+from bridge.services import composer, posts
 from bridge.services.accounts import reconnect_message
 from bridge.store.db import utcnow
 from bridge.timefmt import fmt
@@ -86,7 +87,7 @@ def _moved(rt: Runtime, user_id: int, post_id: int, row, check, video, to: Statu
                              lease_owner=None, lease_until=None)
     if not changed:
         raise posts._wrong_state(posts._post_row(rt, user_id, post_id), "moved on", "draft")
-    scheduler.hand_over(rt, post_id, when, user_id, row["platform"])
+    queue.hand_over(rt, post_id, when, user_id, row["platform"])
     return posts.post_view(posts._post_row(rt, user_id, post_id), full=True)
 
 

@@ -20,10 +20,11 @@ from datetime import datetime
 
 from sqlalchemy import update
 
+from bridge import queue
 from bridge.domain.status import Status
 from bridge.errors import Conflict
 from bridge.runtime import Runtime
-from bridge.services import composer, posts, scheduler
+from bridge.services import composer, posts
 from bridge.store.db import utcnow
 
 EDITABLE = (Status.DRAFT.value, Status.SCHEDULED.value)
@@ -95,6 +96,6 @@ def edit(rt: Runtime, user_id: int, post_id: int, body: dict, scheduled_at: date
         raise _not_editable(posts._post_row(rt, user_id, post_id))
     if scheduled and (rt.settings.scheduler == "rq" or when != row["scheduled_at"]):
         # n8n re-reads the post when it calls, so it needs telling only of a new time
-        scheduler.hand_over(rt, post_id, when, user_id, row["platform"])
+        queue.hand_over(rt, post_id, when, user_id, row["platform"])
     return {"success": True, "message": "Post updated", "post": posts.post_view(posts._post_row(rt, user_id, post_id),
                                                                                 full=True)}

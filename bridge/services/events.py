@@ -15,6 +15,8 @@ import os
 import time
 import uuid
 
+from bridge import queue
+
 log = logging.getLogger(__name__)
 
 
@@ -32,14 +34,7 @@ def emit(rt, event: str, post_id: int) -> None:
     if not url:
         return
     try:
-        from rq import Retry
-
-        from bridge import jobs
-        from bridge.services.scheduler import DEFAULT_QUEUE, queue
-
-        event_id = uuid.uuid4().hex
-        queue(rt, DEFAULT_QUEUE).enqueue(jobs.deliver_event, event, post_id, event_id, job_id=f"event-{event_id}",
-                                         retry=Retry(max=8, interval=[10, 30, 60, 300, 900, 1800, 3600, 7200]))
+        queue.deliver_later(rt, event, post_id, uuid.uuid4().hex)
     except Exception as exc:
         log.warning("could not queue webhook %s: %s", event, type(exc).__name__, extra={"post_id": post_id})
 

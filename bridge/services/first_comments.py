@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import insert, or_, select, update
 
+from bridge import queue
 from bridge.platforms.base import CommentTarget
 from bridge.platforms.errors import (
     PlatformError,
@@ -46,10 +47,6 @@ RETRY_DELAYS = (30, 120, 600)
 # a lost answer is checked after this, so the platform's read shows a comment made meanwhile
 SETTLE_SECONDS = 60
 BATCH = 500
-
-
-def job_id(post_id: int) -> str:
-    return f"first-comment-{post_id}"
 
 
 def lease_seconds() -> float:
@@ -73,18 +70,8 @@ def on_published(conn, rt: Runtime, post_id: int, platform: str, metadata: dict)
 
 def hand_over(rt: Runtime, post_id: int, when: datetime | None = None) -> None:
     """Queue the post's first comment (now, or at `when`); the sweeper covers a lost job."""
-    from bridge import jobs
-    from bridge.services.scheduler import queue
-
     try:
-        if when is None:
-            queue(rt).enqueue(jobs.post_first_comment, post_id, job_id=job_id(post_id), result_ttl=3600,
-                              failure_ttl=86400)
-        else:
-            from datetime import timezone
-
-            queue(rt).enqueue_at(when.replace(tzinfo=timezone.utc), jobs.post_first_comment, post_id,
-                                 job_id=job_id(post_id), result_ttl=3600, failure_ttl=86400)
+        queue.enqueue_first_comment(rt, post_id, when)
     except Exception as exc:  # MySQL holds the row; the sweeper queues it again
         log.warning("could not queue the first comment: %s", type(exc).__name__, extra={"post_id": post_id})
 
@@ -215,22 +202,13 @@ def _failed(job: _Run, client, exc: PlatformError) -> str:
 
 
 # ------------------------------------------------------------------------------ the sweeper's part
-def sweep(rt: Runtime) -> int:
-    """Queue pending first comments whose job was lost (Redis wiped, a worker killed): due, and
-    not held by a live lease. Returns how many were queued."""
-    from bridge.services.sweeper import job_live
-
+def due(rt: Runtime) -> list[int]:
+    """Pending first comments that are due and held by no live lease (the sweeper queues those
+    whose job was lost: Redis wiped, a worker killed)."""
     t = rt.tables.first_comments
     now = utcnow()
     with rt.engine.connect() as conn:
-        due = conn.execute(select(t.c.post_id).where(
+        return [int(i) for i in conn.execute(select(t.c.post_id).where(
             t.c.status == "pending", or_(t.c.lease_until.is_(None), t.c.lease_until < now),
             or_(t.c.next_attempt_at.is_(None), t.c.next_attempt_at <= now - timedelta(seconds=5)),
-        ).limit(BATCH)).scalars().all()
-    queued = 0
-    for post_id in due:
-        if job_live(rt, job_id(int(post_id)), started_counts=False):
-            continue
-        hand_over(rt, int(post_id))
-        queued += 1
-    return queued
+        ).limit(BATCH)).scalars()]

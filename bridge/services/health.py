@@ -7,6 +7,7 @@ import time
 
 from sqlalchemy import text
 
+from bridge.queue import LAST_SWEEP, SCHEDULER_KEY
 from bridge.runtime import Runtime
 
 
@@ -54,7 +55,7 @@ def _redis(rt: Runtime) -> dict:
 def _workers(rt: Runtime) -> dict:
     """Workers whose beat is fresh: one ZCOUNT on the beats set (never a scan of the keyspace);
     beats older than a day are dropped on the way."""
-    from bridge.worker import BEATS_KEY, HEARTBEAT_TTL
+    from bridge.queue import BEATS_KEY, HEARTBEAT_TTL
 
     now = time.time()
     with rt.redis.pipeline(transaction=False) as pipe:
@@ -68,13 +69,10 @@ def _workers(rt: Runtime) -> dict:
 
 def _scheduler(rt: Runtime) -> dict:
     """A worker stamps SCHEDULER_KEY while its RQ scheduler runs; the sweeper stamps each sweep."""
-    from bridge.services.sweeper import LAST_SWEEP, sweep_seconds
-    from bridge.worker import SCHEDULER_KEY
-
     if not rt.redis.exists(SCHEDULER_KEY):
         raise RuntimeError("no scheduler")
     last = rt.redis.get(LAST_SWEEP)
     age = time.time() - float(last) if last else None
-    if age is None or age > 3 * sweep_seconds() + 10:
+    if age is None or age > 3 * rt.settings.sweep_seconds + 10:
         raise RuntimeError("sweeper is late")
     return {"last_sweep_seconds_ago": round(age, 1)}

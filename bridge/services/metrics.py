@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
+from rq import Queue
 from sqlalchemy import func, select
 
+from bridge.queue import QUEUES
 from bridge.runtime import Runtime
 
 
@@ -17,10 +19,6 @@ def render(rt: Runtime) -> tuple[bytes, str]:
         posts.labels(platform=platform, status=status).set(count)
     depth = Gauge("aurareels_queue_depth", "Jobs waiting per queue", ["queue"], registry=gauges)
     try:
-        from rq import Queue
-
-        from bridge.worker import QUEUES
-
         for name in QUEUES:
             depth.labels(queue=name).set(Queue(name, connection=rt.redis).count)
     except Exception:

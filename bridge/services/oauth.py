@@ -33,6 +33,7 @@ from bridge.platforms.base import AccountProfile, AccountRef, TokenSet
 from bridge.platforms.errors import PlatformError, RateLimited, Reauthorize, Transient
 from bridge.platforms.registry import REGISTRY, get_client
 from bridge.runtime import Runtime
+from bridge.store.accounts import mark_needs_reconnect
 from bridge.store.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -337,8 +338,7 @@ def refresh_account(rt: Runtime, account_id: int, *, force: bool = False, early:
                     return row
                 tokens = client.refresh(refresh_token)
             except Reauthorize as exc:
-                conn.execute(update(t).where(t.c.id == account_id).values(
-                    needs_reconnect=1, reconnect_reason=exc.message[:255], updated_at=utcnow()))
+                mark_needs_reconnect(conn, rt.tables, exc.message, account_id=account_id)
                 raise
             values = {
                 "access_token": rt.vault.encrypt(tokens.access_token),

@@ -1,17 +1,19 @@
 """What each platform accepts, from its client's declarations: the limits a composer shows."""
 from __future__ import annotations
 
+from bridge.config import Settings
 from bridge.platforms.base import PlatformClient
 from bridge.platforms.registry import client_classes
 from bridge.services import quota
 
 
-def describe() -> dict:
+def describe(settings: Settings) -> dict:
     """`GET /platforms`: one entry per platform of the registry."""
-    return {"success": True, "platforms": {name: _platform(name, cls) for name, cls in client_classes().items()}}
+    return {"success": True, "platforms": {name: _platform(settings, name, cls)
+                                           for name, cls in client_classes().items()}}
 
 
-def _platform(name: str, cls: type[PlatformClient]) -> dict:
+def _platform(settings: Settings, name: str, cls: type[PlatformClient]) -> dict:
     need = cls.requirements
     first = cls.first_comment
     project = quota.project_limit_for(name)
@@ -32,7 +34,7 @@ def _platform(name: str, cls: type[PlatformClient]) -> dict:
         "privacy_levels": privacy,
         "privacy_required": cls.default_privacy is None and bool(privacy),
         "default_privacy": cls.default_privacy,
-        "daily_limit": quota.limit_for(name),
+        "daily_limit": quota.limit_for(settings, name),
         "project_daily_limit": project.limit if project else None,
         "first_comment": first is not None,
         "first_comment_limit": first.max_length if first else None,

@@ -22,14 +22,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bridge import queue
 from bridge.domain.status import Status, transition
 from bridge.errors import ApiError, Conflict, NotFound, ValidationFailed
 from bridge.platforms.base import PostContent
 from bridge.platforms.registry import client_class, privacy_values
 from bridge.runtime import Runtime
-from bridge.services import composer, scheduler
+from bridge.services import composer
 from bridge.services.accounts import reconnect_message
 from bridge.store.db import utcnow
+from bridge.store.posts import waiting
 from bridge.timefmt import fmt
 
 log = logging.getLogger(__name__)
@@ -191,7 +193,7 @@ def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetim
 
     answer = idempotent(rt, user_id, route, idem_key, {**body, "scheduled_at": fmt(scheduled_at)}, produce)
     for item in answer["posts"]:
-        scheduler.hand_over(rt, item["id"], scheduled_at, user_id)
+        queue.hand_over(rt, item["id"], scheduled_at, user_id)
     return answer
 
 
@@ -269,6 +271,7 @@ def post_view(row, *, full: bool = False) -> dict:
         "retry_count": int(row["retry_count"] or 0),
         "group_id": row["group_id"],
         "first_comment": first_comment_view(row, metadata),
+        **waiting(row),
     }
     if full:
         view.update({
@@ -351,7 +354,7 @@ def reschedule(rt: Runtime, user_id: int, post_id: int, new_time: datetime) -> d
                              lease_owner=None, lease_until=None)
     if not changed:
         raise _wrong_state(_post_row(rt, user_id, post_id), "rescheduled", "scheduled")
-    scheduler.hand_over(rt, post_id, new_time, user_id)
+    queue.hand_over(rt, post_id, new_time, user_id)
     return {"success": True, "message": "Post rescheduled successfully",
             "post": {"id": post_id, "scheduled_at": fmt(new_time)}}
 
@@ -370,7 +373,7 @@ def cancel(rt: Runtime, user_id: int, post_id: int) -> dict:
                              error_code="cancelled_by_user", next_attempt_at=None)
     if not changed:
         raise _wrong_state(_post_row(rt, user_id, post_id), "cancelled", "scheduled or draft")
-    scheduler.drop(rt, post_id, row["scheduled_at"])
+    queue.drop(rt, post_id, row["scheduled_at"])
     return {"success": True, "message": "Post cancelled successfully"}
 
 
@@ -404,13 +407,7 @@ def retry(rt: Runtime, user_id: int, post_id: int) -> dict:
                              metadata=json.dumps(metadata))
     if not changed:
         raise _wrong_state(_post_row(rt, user_id, post_id), "retried", "failed")
-    scheduler.hand_over(rt, post_id, None, user_id)
+    queue.hand_over(rt, post_id, None, user_id)
     return {"success": True, "message": "Retrying publication",
             "post": {"id": post_id, "status": Status.PUBLISHING.value, "retry_count": int(row["retry_count"] or 0) + 1}}
 
-
-def overdue_window() -> timedelta:
-    import os
-
-    hours = os.environ.get("AURAREELS_MISSED_AFTER_HOURS", "24")
-    return timedelta(hours=float(hours))

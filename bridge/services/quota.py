@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from bridge.config import Settings
 from bridge.platforms.base import ProjectLimit
 from bridge.platforms.registry import client_class
 from bridge.runtime import Runtime
@@ -26,10 +27,10 @@ WINDOW = timedelta(hours=24)
 ACTIVE = ["published", "publishing"]
 
 
-def limit_for(platform: str) -> int:
-    """Posts per account per rolling 24 h: the client's `daily_limit` unless overridden."""
-    raw = os.environ.get(f"AURAREELS_QUOTA_{platform.upper()}")
-    return int(raw) if raw and raw.isdigit() else client_class(platform).daily_limit
+def limit_for(settings: Settings, platform: str) -> int:
+    """Posts per account per rolling 24 h: `AURAREELS_QUOTA_<PLATFORM>` where set, else the client's
+    `daily_limit`."""
+    return settings.quota_limits.get(platform, client_class(platform).daily_limit)
 
 
 def project_limit_for(platform: str) -> ProjectLimit | None:
@@ -82,7 +83,7 @@ def usage(rt: Runtime, account_id: int, platform: str, *, exclude_post: int | No
         query = query.where(p.c.id != exclude_post)
     with rt.engine.connect() as conn:
         times = [t for t in conn.execute(query).scalars().all() if t is not None]
-    limit = limit_for(platform)
+    limit = limit_for(rt.settings, platform)
     next_slot = None
     if len(times) >= limit:
         # the oldest post inside the window leaves it first
@@ -128,7 +129,7 @@ def usage_when(rt: Runtime, account_id: int, platform: str, when: datetime) -> Q
             p.c.social_account_id == account_id, p.c.status == "scheduled", p.c.scheduled_at >= since,
             p.c.scheduled_at <= when)).scalars() if t is not None]
     times.sort()
-    limit = limit_for(platform)
+    limit = limit_for(rt.settings, platform)
     next_slot = times[len(times) - limit] + WINDOW if len(times) >= limit else None
     return QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge",
                      resets_at=times[0] + WINDOW if times else None)

@@ -18,8 +18,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bridge.errors import ApiError, Unauthorized
+from bridge import queue
 from bridge.runtime import Runtime
-from bridge.services import scheduler
+from bridge.store.accounts import mark_needs_reconnect
 from bridge.store.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,8 @@ def _require_json(content_type: str | None) -> None:
 
 
 def _mark_reconnect(rt: Runtime, platform: str, account_id: str, reason: str) -> int:
-    a = rt.tables.accounts
     with rt.engine.begin() as conn:
-        return conn.execute(update(a).where(a.c.platform == platform, a.c.account_id == account_id,
-                                            a.c.is_active == 1)
-                            .values(needs_reconnect=1, reconnect_reason=reason[:255], updated_at=utcnow())).rowcount
+        return mark_needs_reconnect(conn, rt.tables, reason, platform=platform, platform_account_id=account_id)
 
 
 def _wake_by_checkpoint(rt: Runtime, platform: str, key: str, value: str) -> list[int]:
@@ -92,7 +90,7 @@ def _wake_by_checkpoint(rt: Runtime, platform: str, key: str, value: str) -> lis
         with rt.engine.begin() as conn:
             conn.execute(update(p).where(p.c.id == post_id, p.c.status == "publishing")
                          .values(next_attempt_at=utcnow()))
-        scheduler.enqueue_now(rt, post_id)
+        queue.enqueue_now(rt, post_id)
     return list(ids)
 
 

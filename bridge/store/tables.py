@@ -116,6 +116,8 @@ class Tables:
             Column("next_attempt_at", DateTime),
             Column("lease_owner", String(64)),
             Column("lease_until", DateTime),
+            # Bridge addition (sql/*/0006): why a publishing post waits (store/posts.WAIT_REASONS).
+            Column("wait_reason", String(16)),
             # Bridge addition (sql/*/0008): the posts of one submission share it.
             Column("group_id", String(36)),
             Index("user_posts", "wp_user_id", "status"),
@@ -124,6 +126,10 @@ class Tables:
             Index("social_account", "social_account_id"),
             Index("platform_status", "platform", "status"),
             Index("bridge_group", "group_id"),
+            # Bridge indexes (sql/*/0009): the dashboard's reads and the analytics sync.
+            Index("bridge_user_created", "wp_user_id", "created_at", "id"),
+            Index("bridge_user_published", "wp_user_id", "status", "published_at", "platform", "social_account_id"),
+            Index("bridge_published", "status", "published_at"),
         )
         self.analytics = Table(
             f"{prefix}aurareels_social_analytics",
@@ -143,7 +149,61 @@ class Tables:
             Column("last_synced_at", DateTime),
             Column("created_at", DateTime, server_default=func.current_timestamp()),
             Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            # Bridge additions (sql/*/0009): counts some platforms report (NULL where one does not),
+            # and the sync's bookkeeping.
+            Column("saves", BigInteger),
+            Column("reach", BigInteger),
+            Column("next_sync_at", DateTime),
+            Column("last_attempt_at", DateTime),
+            Column("sync_error", String(64)),
+            Column("sync_message", String(255)),
             UniqueConstraint("social_post_id", name="unique_post_analytics"),
+            Index("bridge_next_sync", "next_sync_at"),
+        )
+        # Bridge tables (sql/*/0009): every sync's figures, templates, hashtag groups.
+        self.analytics_history = Table(
+            f"{prefix}aurareels_social_analytics_history",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column(
+                "social_post_id",
+                _Id,
+                ForeignKey(f"{prefix}aurareels_social_posts.id", ondelete="CASCADE"),
+                nullable=False,
+            ),
+            Column("synced_at", DateTime, nullable=False),
+            Column("views", BigInteger, nullable=False, server_default="0"),
+            Column("likes", BigInteger, nullable=False, server_default="0"),
+            Column("comments", BigInteger, nullable=False, server_default="0"),
+            Column("shares", BigInteger, nullable=False, server_default="0"),
+            Column("saves", BigInteger),
+            Column("reach", BigInteger),
+            Index("bridge_history_post", "social_post_id", "synced_at"),
+        )
+        self.templates = Table(
+            f"{prefix}aurareels_social_templates",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("name", String(100), nullable=False),
+            Column("caption", Text),
+            Column("hashtags", Text),
+            Column("platforms", String(255)),
+            Column("options", Text),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            Index("user_templates", "wp_user_id", "id"),
+        )
+        self.hashtag_groups = Table(
+            f"{prefix}aurareels_social_hashtag_groups",
+            self.metadata,
+            Column("id", _Id, primary_key=True, autoincrement=True),
+            Column("wp_user_id", _Id, nullable=False),
+            Column("name", String(100), nullable=False),
+            Column("hashtags", Text),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            Index("user_hashtag_groups", "wp_user_id", "id"),
         )
         # Bridge tables (sql/*/0004).
         self.requests = Table(

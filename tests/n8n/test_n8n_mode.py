@@ -19,7 +19,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from bridge import jobs
-from bridge.services.scheduler import DEFAULT_QUEUE, PUBLISH_QUEUE, publish_job_id
+from bridge.queue import DEFAULT_QUEUE, PUBLISH_QUEUE, publish_job_id
 from bridge.store.db import utcnow
 from bridge.timefmt import iso_z
 from tests.conftest import FAKE_SECRETS, INTERNAL_KEY, auth

@@ -95,13 +95,15 @@ def test_privacy_values_and_options_come_from_the_clients():
     assert option_names()["image_urls"] == ("tiktok", "twitter")
 
 
-def test_daily_limits_come_from_the_clients(monkeypatch):
+def test_daily_limits_come_from_the_clients():
+    from bridge.config import Settings
     from bridge.services.quota import limit_for
+    from tests.conftest import base_env
 
+    defaults = Settings.from_env(base_env())
     for platform, cls in client_classes().items():
-        assert limit_for(platform) == cls.daily_limit
-    monkeypatch.setenv("AURAREELS_QUOTA_TWITTER", "7")
-    assert limit_for("twitter") == 7
+        assert limit_for(defaults, platform) == cls.daily_limit
+    assert limit_for(Settings.from_env(base_env(AURAREELS_QUOTA_TWITTER="7")), "twitter") == 7
 
 
 def latest_sql_enum(folder: Path) -> list[str]:

@@ -367,6 +367,16 @@ def test_metrics_of_posts_and_videos(client, emu, account):
     assert (metrics.views, metrics.likes, metrics.comments, metrics.shares) == (5000, 300, 25, 12)
 
 
+def test_metrics_read_reach_and_grow_with_the_sandbox_clock(client, emu, sandbox, account):
+    post = step(client, make_job(client, account, media_type="text", video_url=None))
+    emu.set_metrics(post.platform_post_id, views=900, reach=640, likes=40)
+    first = client.fetch_metrics(account, post.platform_post_id)
+    assert (first.views, first.reach, first.saves) == (900, 640, None)  # reach: post_total_media_view_unique
+    sandbox.clock.advance(86400)
+    later = client.fetch_metrics(account, post.platform_post_id)
+    assert later.views > 900 and later.reach > 640 and later.likes > 40
+
+
 def test_validation(client):
     from bridge.platforms.base import MediaInfo
 

@@ -359,6 +359,17 @@ def test_metrics_from_insights_and_from_the_node_without_insights(client, emu, l
     assert (fallback.views, fallback.likes, fallback.comments) == (0, 120, 14)
 
 
+def test_metrics_read_reach_and_saves_and_grow_with_the_sandbox_clock(client, emu, sandbox, account):
+    result, _ = run(client, make_job(client, account), emu)
+    emu.set_metrics(result.platform_post_id, views=1500, reach=900, likes=120, comments=14, shares=9, saved=33)
+    metrics = client.fetch_metrics(account, result.platform_post_id)
+    assert (metrics.reach, metrics.saves) == (900, 33)
+    sandbox.clock.advance(2 * 86400)
+    later = client.fetch_metrics(account, result.platform_post_id)
+    assert later.views > 1500 and later.likes > 120 and later.saves > 33 and later.reach > 900
+    assert later.reach <= later.views
+
+
 # ------------------------------------------------------------------------------------ first comment
 def test_first_comment_is_posted_under_the_media_and_found_again(client, emu, account):
     result, _ = run(client, make_job(client, account), emu)

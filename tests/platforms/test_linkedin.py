@@ -296,21 +296,62 @@ def test_validate_knows_linkedin_limits(client):
     assert client.validate(PostContent(caption="x", media_type="text", privacy_level="CONNECTIONS")) == []
 
 
-def test_metrics_and_quota(linkedin, client, account):
+def _login(linkedin, account: AccountRef, scopes: str, recorded: bool = True) -> AccountRef:
+    """The same member with a token of other scopes (apps LinkedIn approved for more products)."""
+    metadata = {"author_urn": account.metadata["author_urn"]}
+    if recorded:
+        metadata["scopes"] = ",".join(sorted(scopes.split()))
+    return AccountRef(id=1, account_id=account.account_id, metadata=metadata,
+                      access_token=linkedin.issue_token("creator1", scopes))
+
+
+def test_metrics_and_quota(linkedin, client, account, sandbox):
     result, _ = drive(client, job_for(account, client, caption="metrics", media_type="text"), linkedin)
     urn = result.platform_post_id
-    linkedin.engage(urn, likes=12, comments=3, shares=2, impressions=480)
+    linkedin.engage(urn, likes=12, comments=3, shares=2, impressions=480, reached=300)
 
-    reader = AccountRef(id=1, account_id=account.account_id, metadata={"author_urn": account.metadata["author_urn"]},
-                        access_token=linkedin.issue_token("creator1", READER_SCOPES))
-    basic = client.fetch_metrics(reader, urn)  # no member analytics product: likes and comments only
-    assert (basic.likes, basic.comments, basic.views, basic.shares) == (12, 3, 0, 0)
+    # A self-serve app (Share on LinkedIn: w_member_social) may publish but read nothing back.
+    before = len(sandbox.requests("linkedin"))
+    with pytest.raises(Rejected) as caught:
+        client.fetch_metrics(account, urn)
+    assert caught.value.code == "metrics_unavailable"
+    assert len(sandbox.requests("linkedin")) == before  # known from the granted scopes: no call
 
-    analytics = AccountRef(id=1, account_id=account.account_id, metadata={"author_urn": account.metadata["author_urn"]},
-                           access_token=linkedin.issue_token("creator1", READER_SCOPES + " r_member_postAnalytics"))
+    analytics = _login(linkedin, account, "openid profile w_member_social r_member_postAnalytics")
     full = client.fetch_metrics(analytics, urn)
-    assert (full.likes, full.comments, full.views, full.shares) == (12, 3, 480, 2)
+    assert (full.likes, full.comments, full.views, full.shares, full.reach) == (12, 3, 480, 2, 300)
+
+    social = client.fetch_metrics(_login(linkedin, account, "openid profile w_member_social r_member_social"), urn)
+    assert (social.likes, social.comments, social.views, social.reach) == (12, 3, 0, None)
+
+    # Scopes not recorded (an older connection): LinkedIn's 403s say what the login lacks.
+    with pytest.raises(Rejected) as caught:
+        client.fetch_metrics(_login(linkedin, account, "openid profile w_member_social", recorded=False), urn)
+    assert caught.value.code == "metrics_unavailable"
+    assert client.fetch_metrics(_login(linkedin, account, "openid w_member_social r_member_postAnalytics",
+                                       recorded=False), urn) == full
     assert client.quota(account) is None  # LinkedIn reports no quota
+
+
+def test_social_actions_need_r_member_social(api):
+    """The emulator refuses what LinkedIn refuses: socialActions without the restricted scope."""
+    urn = api.post().headers["x-restli-id"]
+    answer = api.call("GET", f"/rest/socialActions/{quote(urn, safe='')}")
+    assert answer.status_code == 403 and answer.json()["code"] == "ACCESS_DENIED"
+
+
+def test_metrics_grow_with_the_sandbox_clock(linkedin, client, account, sandbox):
+    result, _ = drive(client, job_for(account, client, caption="growing", media_type="text"), linkedin)
+    login = _login(linkedin, account, "openid profile w_member_social r_member_postAnalytics")
+    first = client.fetch_metrics(login, result.platform_post_id)
+    assert (first.views, first.likes) == (0, 0)  # nothing in the first hour
+    sandbox.clock.advance(6 * 3600)
+    later = client.fetch_metrics(_login(linkedin, account, "openid profile w_member_social r_member_postAnalytics"),
+                                 result.platform_post_id)
+    sandbox.clock.advance(3 * 86400)
+    last = client.fetch_metrics(_login(linkedin, account, "openid profile w_member_social r_member_postAnalytics"),
+                                result.platform_post_id)
+    assert 0 < later.views < last.views and later.likes <= last.likes and last.reach <= last.views
 
 
 # ------------------------------------------------------------------------------------ errors

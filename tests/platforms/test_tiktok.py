@@ -343,6 +343,27 @@ def test_metrics_and_quota(client, emu, sandbox, account):
     assert len(sandbox.requests("tiktok")) == before  # TikTok has no quota endpoint
 
 
+def test_metrics_grow_with_the_sandbox_clock(client, emu, sandbox, account):
+    result, _ = run(client, make_job(client, account), emu)
+    first = client.fetch_metrics(account, result.platform_post_id)
+    assert (first.views, first.likes, first.saves, first.reach) == (0, 0, None, None)  # TikTok has no saves/reach
+    sandbox.clock.advance(90 * 60)
+    later = client.fetch_metrics(account, result.platform_post_id)
+    sandbox.clock.advance(2 * 86400)
+    fresh = client.refresh(account.refresh_token)
+    account.access_token = fresh.access_token
+    last = client.fetch_metrics(account, result.platform_post_id)
+    assert 0 < later.views < last.views and later.likes <= last.likes and later.comments <= last.comments
+
+
+def test_metrics_without_video_list_are_unavailable(client, emu, account):
+    result, _ = run(client, make_job(client, account), emu)
+    publish_only = account_for(emu, scopes=[s for s in emulator_module.SCOPES if s != "video.list"])
+    with pytest.raises(Rejected) as err:
+        client.fetch_metrics(publish_only, result.platform_post_id)
+    assert err.value.code == "metrics_unavailable"
+
+
 # ------------------------------------------------------------------------------------ mapped errors
 def test_token_expired_then_refresh_continues(client, emu, sandbox, account):
     job = make_job(client, account)

@@ -332,6 +332,16 @@ def test_metrics(client, account, emu):
     assert (metrics.views, metrics.likes, metrics.comments, metrics.shares) == (1500, 40, 7, 7)
 
 
+def test_metrics_read_bookmarks_as_saves_and_grow_with_the_sandbox_clock(client, account, emu, sandbox):
+    result, _ = drive(client, make_job(client, account, media_type="text", caption="bookmarked"), emu)
+    emu.engage(result.platform_post_id, impression_count=100, bookmark_count=4)
+    first = client.fetch_metrics(account, result.platform_post_id)
+    assert (first.views, first.saves, first.reach) == (100, 4, None)
+    sandbox.clock.advance(90 * 60)  # X's access tokens live 2 h
+    later = client.fetch_metrics(account, result.platform_post_id)
+    assert later.views > 100 and later.saves >= 4
+
+
 def test_metrics_of_a_deleted_post_is_not_found(client, account, emu, api):
     result, _ = drive(client, make_job(client, account, media_type="text", caption="gone soon"), emu)
     assert api.delete(f"/2/tweets/{result.platform_post_id}", headers=bearer(account)).json() == {

@@ -491,6 +491,19 @@ def test_metrics(client, account, emu, sandbox):
     assert caught.value.code == "video_not_found"
 
 
+def test_a_public_video_gathers_views_with_the_sandbox_clock_a_private_one_none(client, account, emu, sandbox):
+    public = run(client, make_job(client, account, size=300_000), sandbox)
+    private = run(client, make_job(client, account, size=300_000, caption="Private cut", privacy_level="PRIVATE"),
+                  sandbox)
+    first = client.fetch_metrics(account, public.platform_post_id)
+    assert (first.saves, first.reach) == (None, None)  # the Data API reports neither
+    sandbox.clock.advance(86400)
+    account.access_token = client.refresh(account.refresh_token).access_token
+    later = client.fetch_metrics(account, public.platform_post_id)
+    assert later.views > first.views and later.likes >= first.likes
+    assert client.fetch_metrics(account, private.platform_post_id).views == 0
+
+
 # ------------------------------------------------------------------------------ first comment
 def test_first_comment_is_a_top_level_comment_of_the_channel(client, account, emu, sandbox):
     result = run(client, make_job(client, account, size=300_000), sandbox)

@@ -104,8 +104,6 @@ def test_posts_across_dst_changes_go_out_at_the_right_instant(own_redis, own_mar
                 for post in answer.get_json()["posts"]:
                     assert post["scheduled_at"] == wall(instant), (label, raw, post["scheduled_at"], wall(instant))
                     expected[(post["platform"], n)] = (label, raw, instant)
-        from bridge.services.scheduler import prearm_seconds
-
         registry = ScheduledJobRegistry("publish", connection=storm.rt.redis)
         p = storm.rt.tables.posts
         with storm.rt.engine.connect() as conn:
@@ -114,7 +112,7 @@ def test_posts_across_dst_changes_go_out_at_the_right_instant(own_redis, own_mar
             n = int(TAG.search(row.caption).group(2))
             armed = registry.get_scheduled_time(f"wake-{row.id}")
             # the wake-up runs early to prepare; the post goes out at the instant (checked below)
-            assert calendar.timegm(armed.utctimetuple()) == expected[(row.platform, n)][2] - prearm_seconds(), row
+            assert calendar.timegm(armed.utctimetuple()) == expected[(row.platform, n)][2] - storm.rt.settings.prearm_seconds, row
         deadline = fall + SHIFT + 20 + 240
         while time.time() < deadline:
             counts = storm.status_counts()

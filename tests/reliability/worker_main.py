@@ -13,9 +13,9 @@ import sys
 def main() -> int:
     delays = os.environ.get("AURAREELS_RETRY_DELAYS")
     if delays:
-        import bridge.engine as engine
+        from bridge.engine import driver
 
-        engine.TRANSIENT_DELAYS = tuple(float(d) for d in delays.split(",") if d.strip())
+        driver.TRANSIENT_DELAYS = tuple(float(d) for d in delays.split(",") if d.strip())
     from bridge.cli import main as cli_main
 
     return cli_main(sys.argv[1:])

@@ -46,6 +46,18 @@ SECOND_WAVE_ROUTES = {
     ("POST", "/validate"),
     ("GET", "/platforms"),
     ("GET", "/accounts/{id}/options"),
+    ("GET", "/posts/{id}/analytics"),
+    ("POST", "/posts/{id}/analytics/refresh"),
+    ("GET", "/analytics/summary"),
+    ("GET", "/analytics/best-times"),
+    ("GET", "/templates"),
+    ("POST", "/templates"),
+    ("PATCH", "/templates/{id}"),
+    ("DELETE", "/templates/{id}"),
+    ("GET", "/hashtag-groups"),
+    ("POST", "/hashtag-groups"),
+    ("PATCH", "/hashtag-groups/{id}"),
+    ("DELETE", "/hashtag-groups/{id}"),
 }
 
 
@@ -132,7 +144,8 @@ def test_forwards_the_headers_the_bridge_reads(source):
 def test_creates_the_tables_with_dbdelta_and_six_platforms(source):
     assert "register_activation_hook( __FILE__," in source
     assert "dbDelta(" in source
-    for table in ("aurareels_social_accounts", "aurareels_social_posts", "aurareels_social_analytics"):
+    for table in ("aurareels_social_accounts", "aurareels_social_posts", "aurareels_social_analytics",
+                  "aurareels_social_templates", "aurareels_social_hashtag_groups"):
         assert f"$wpdb->prefix . '{table}'" in source
     assert "array( 'tiktok', 'instagram', 'facebook', 'youtube', 'twitter', 'linkedin' )" in source
     assert "PRIMARY KEY  (`id`)" in source  # dbDelta's two spaces
@@ -150,3 +163,22 @@ def test_contains_no_secret(source):
         mixed = [len(re.findall(pattern, literal)) >= 3 for pattern in (r"\d", r"[A-Z]", r"[a-z]")]
         assert not all(mixed), literal
     assert not re.search(r"(?i)(password|passwd|secret|api[_-]?key)\s*=>?\s*'[^']+'", source)
+
+
+def _columns(statement: str) -> list[str]:
+    return [line.strip().rstrip(",") for line in statement.splitlines() if line.strip().startswith("`")]
+
+
+def test_template_tables_are_the_bridge_migrations_column_for_column(source):
+    """dbDelta after `migrate` (and `migrate` after dbDelta) must find nothing to change: the
+    plugin spells the new tables exactly as sql/mysql/0009 does."""
+    migration = (ROOT / "sql" / "mysql" / "0009_analytics_templates.sql").read_text()
+    for table in ("templates", "hashtag_groups"):
+        ours = re.search(rf"CREATE TABLE `\{{prefix\}}aurareels_social_{table}` \((.*?)\n\) ENGINE", migration, re.S)
+        theirs = re.search(rf"CREATE TABLE \${'groups' if table == 'hashtag_groups' else table} \((.*?)\n\$tail", source,
+                           re.S)
+        assert ours and theirs, table
+        assert _columns(ours.group(1)) == _columns(theirs.group(1)), table
+        keys = [line.strip().rstrip(",") for line in theirs.group(1).splitlines() if "KEY" in line]
+        assert keys == [k.replace("PRIMARY KEY (", "PRIMARY KEY  (") for k in
+                        (line.strip().rstrip(",") for line in ours.group(1).splitlines() if "KEY" in line)], table

@@ -376,6 +376,8 @@ def foreign_keys(db: str) -> set[tuple[str, str, str]]:
 
 EXPECTED_FKS = {("wp_aurareels_social_posts", "social_account_id", "wp_aurareels_social_accounts"),
                 ("wp_aurareels_social_analytics", "social_post_id", "wp_aurareels_social_posts")}
+# `migrate` adds the analytics history table (sql/mysql/0009), whose rows go with their post.
+MIGRATED_FKS = EXPECTED_FKS | {("wp_aurareels_social_analytics_history", "social_post_id", "wp_aurareels_social_posts")}
 SIX = "enum('tiktok','instagram','facebook','youtube','twitter','linkedin')"
 
 
@@ -695,7 +697,7 @@ def test_must_use_plugin_completed_the_tables_once_and_kept_the_bridge_columns(s
     assert query(site.db, "SELECT option_value FROM wp_options WHERE option_name = 'aurareels_social_bridge_schema'")
     assert "needs_reconnect" in columns(site.db, "wp_aurareels_social_accounts")
     assert {"error_code", "lease_until"} <= set(columns(site.db, "wp_aurareels_social_posts"))
-    assert foreign_keys(site.db) == EXPECTED_FKS
+    assert foreign_keys(site.db) == MIGRATED_FKS
     preflight = site.http.options(f"{site.wp.url}{NS}/publish", headers={
         "Origin": "https://dashboard.example", "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization,content-type,idempotency-key"})
@@ -713,7 +715,7 @@ def test_activation_then_migrate(plain_wp):
     db = plain_wp.fresh_site()
     first = activate(plain_wp, db)
     assert first["last_error"] == "" and first["option"]
-    assert {f"wp_aurareels_social_{t}" for t in ("accounts", "posts", "analytics")} <= {
+    assert {f"wp_aurareels_social_{t}" for t in ("accounts", "posts", "analytics", "templates", "hashtag_groups")} <= {
         r[0] for r in query(db, "SHOW TABLES")}
     assert columns(db, "wp_aurareels_social_accounts")["platform"] == SIX
     assert columns(db, "wp_aurareels_social_posts")["platform"] == SIX
@@ -724,7 +726,8 @@ def test_activation_then_migrate(plain_wp):
     done = migrate(db, plain_wp.tmp)
     assert done.returncode == 0, done.stdout + done.stderr
     applied = {r[0] for r in query(db, "SELECT version FROM wp_aurareels_bridge_migrations")}
-    assert {"0000", "0001", "0002", "0003", "0004"} <= applied
+    assert {"0000", "0001", "0002", "0003", "0004", "0009"} <= applied
+    query(db, "INSERT INTO wp_aurareels_social_templates (wp_user_id, name, hashtags) VALUES (9, 'T', '[\"#a\"]')")
     account = insert_account(db, 9, "linkedin")
     query(db, "INSERT INTO wp_aurareels_social_posts (wp_user_id, video_job_id, social_account_id, platform, video_url)"
               " VALUES (9, 'job-li', %s, 'linkedin', 'https://cdn.example/v.mp4')", (account,))
@@ -738,7 +741,8 @@ def test_migrate_then_activation_keeps_the_bridge_columns(plain_wp):
     db = plain_wp.fresh_site()
     done = migrate(db, plain_wp.tmp)
     assert done.returncode == 0, done.stdout + done.stderr
-    before = {t: columns(db, f"wp_aurareels_social_{t}") for t in ("accounts", "posts", "analytics")}
+    before = {t: columns(db, f"wp_aurareels_social_{t}") for t in ("accounts", "posts", "analytics", "templates",
+                                                                    "hashtag_groups")}
     indexes_before = set(query(db, "SELECT TABLE_NAME, INDEX_NAME FROM information_schema.STATISTICS "
                                    "WHERE TABLE_SCHEMA = %s", (db,)))
     account = insert_account(db, 9, "twitter")
@@ -750,7 +754,8 @@ def test_migrate_then_activation_keeps_the_bridge_columns(plain_wp):
     result = activate(plain_wp, db)
     assert result["last_error"] == "", result
     assert result["changes"] == [], result  # dbDelta found the bridge's tables already complete
-    after = {t: columns(db, f"wp_aurareels_social_{t}") for t in ("accounts", "posts", "analytics")}
+    after = {t: columns(db, f"wp_aurareels_social_{t}") for t in ("accounts", "posts", "analytics", "templates",
+                                                                   "hashtag_groups")}
     assert after == before
     for column in ("needs_reconnect", "reconnect_reason"):
         assert column in after["accounts"]
@@ -758,7 +763,7 @@ def test_migrate_then_activation_keeps_the_bridge_columns(plain_wp):
         assert column in after["posts"]
     assert set(query(db, "SELECT TABLE_NAME, INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = %s",
                      (db,))) == indexes_before
-    assert foreign_keys(db) == EXPECTED_FKS
+    assert foreign_keys(db) == MIGRATED_FKS
     assert query(db, "SELECT needs_reconnect, reconnect_reason FROM wp_aurareels_social_accounts") == [(1, "revoked")]
     assert query(db, "SELECT error_code, lease_owner FROM wp_aurareels_social_posts") == [("rate_limited", "worker-1")]
     assert migrate(db, plain_wp.tmp).returncode == 0

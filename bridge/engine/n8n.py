@@ -1,18 +1,24 @@
-"""n8n scheduling mode: tell n8n about a schedule, and answer n8n's wake-up call."""
+"""n8n scheduling mode: tell n8n about a schedule, and answer n8n's wake-up call.
+
+n8n holds the wake-up (a Wait node until the time) and calls the internal endpoint; the bridge
+claims the post there, so a duplicate call gets 409, and hands the upload to a worker.
+"""
 from __future__ import annotations
 
 import logging
-
 import uuid
+from datetime import datetime
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from bridge.errors import Conflict, NotFound
+from bridge import queue
+from bridge.engine.claim import claim
+from bridge.errors import Conflict, NotFound, ValidationFailed
 from bridge.runtime import Runtime
-from bridge.services.scheduler import enqueue_now, n8n_payload
+from bridge.store import posts as post_rows
 from bridge.store.db import utcnow
-from bridge.timefmt import fmt, iso_z
+from bridge.timefmt import fmt, iso_z, parse_request_time
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +36,7 @@ def notify(rt: Runtime, post_id: int) -> str:
         log.warning("AURAREELS_SCHEDULER=n8n but N8N_SCHEDULER_WEBHOOK is not set; the sweeper will publish",
                     extra={"post_id": post_id})
         return "no_webhook"
-    response = httpx.post(url, json=n8n_payload(post_id, row.scheduled_at, int(row.wp_user_id)),
+    response = httpx.post(url, json=payload(post_id, row.scheduled_at, int(row.wp_user_id)),
                           headers={"X-API-Key": rt.settings.n8n_api_key or ""}, timeout=10)
     if response.status_code >= 300:
         raise RuntimeError(f"n8n answered {response.status_code}")
@@ -40,14 +46,9 @@ def notify(rt: Runtime, post_id: int) -> str:
 def publish_scheduled(rt: Runtime, post_id: int, scheduled_at: str) -> dict:
     """The internal endpoint: publish post `post_id` only if it is still scheduled for exactly
     `scheduled_at` (to the second). Idempotent: a second call finds it claimed or done."""
-    from bridge.engine import claim
-    from bridge.timefmt import parse_request_time
-
     try:
         expected = iso_z(parse_request_time(scheduled_at, rt.settings.tz))
     except ValueError as exc:
-        from bridge.errors import ValidationFailed
-
         raise ValidationFailed(str(exc), code="invalid_scheduled_at", errors={"scheduled_at": [str(exc)]}) from None
     p = rt.tables.posts
     with rt.engine.connect() as conn:
@@ -80,12 +81,15 @@ def publish_scheduled(rt: Runtime, post_id: int, scheduled_at: str) -> dict:
     if outcome != "claimed":
         raise Conflict("The post is no longer scheduled.", code="post_not_scheduled")
     # Claimed here, so a duplicate call gets 409; the upload itself runs on a worker.
-    pt = rt.tables.posts
     with rt.engine.begin() as conn:
-        conn.execute(update(pt).where(pt.c.id == post_id, pt.c.lease_owner == owner).values(
-            lease_owner=None, lease_until=None, next_attempt_at=utcnow()))
+        post_rows.release(conn, rt.tables, post_id, owner, next_attempt_at=utcnow())
     try:
-        enqueue_now(rt, post_id)
+        queue.enqueue_now(rt, post_id)
     except Exception as exc:  # the sweeper starts it from MySQL
         log.warning("queue unavailable: %s", type(exc).__name__, extra={"post_id": post_id})
     return {"success": True, "message": "Publishing started", "post": {"id": post_id, "status": "publishing"}}
+
+
+def payload(post_id: int, scheduled_at: datetime, user_id: int) -> dict:
+    """What n8n's scheduler workflow receives."""
+    return {"post_id": post_id, "scheduled_at": iso_z(scheduled_at), "user_id": user_id}
