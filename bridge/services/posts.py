@@ -9,7 +9,7 @@ hashtags, mentions, privacy, media type, size and duration, the first comment; s
 
 `retry_count` counts the creator's retries (the seed's rule: a post may be retried while it is
 below 3). The engine's own retries of passing errors are not counted in it: they show as a post
-waiting (`next_attempt_at`) and end in `failed` with a message when they run out.
+waiting (`wait_reason` `retry`, `next_attempt_at`) and end in `failed` with a message when they run out.
 """
 from __future__ import annotations
 
