@@ -29,13 +29,14 @@ def _due_now(rt, post_id: int) -> None:
 
 def test_an_unexpected_error_fails_the_post_with_internal_error_after_three_attempts(engine_rt, engine_sandbox,
                                                                                       worker):
-    """A stored option the client cannot read (the API would refuse it) makes the Instagram client
-    raise a ValueError: the post is tried three times, then fails with `internal_error`, and the
-    worker's log says which exception and where, instead of retrying every 5 minutes for ever."""
+    """A stored row the code cannot read (hashtags that are numbers, which the API would refuse) makes
+    composing the caption raise an AttributeError: the post is tried three times, then fails with
+    `internal_error`, and the worker's log says which exception and where, instead of retrying
+    every 5 minutes for ever."""
     sandbox = engine_sandbox[0]
     account = connect(engine_rt, "instagram", USER)
     post_id = add_post(engine_rt, USER, account, platform="instagram", status="publishing", next_attempt_at=utcnow(),
-                       metadata=json.dumps({"media_type": "video", "options": {"thumb_offset": "abc"}}))
+                       hashtags=json.dumps([5]), metadata=json.dumps({"media_type": "video"}))
     enqueue_now(engine_rt, post_id)
     for attempt in (1, 2):
         row = wait_for(lambda: json.loads(post_row(engine_rt, post_id)["metadata"] or "{}").get("internal_errors")
@@ -44,13 +45,13 @@ def test_an_unexpected_error_fails_the_post_with_internal_error_after_three_atte
         assert row["next_attempt_at"] > utcnow() + timedelta(seconds=30)  # not retried at once
         _due_now(engine_rt, post_id)
     row = wait_for(lambda: (r := post_row(engine_rt, post_id))["status"] == "failed" and r, timeout=30)
-    assert row["error_code"] == "internal_error" and "ValueError" in row["error_message"]
+    assert row["error_code"] == "internal_error" and "AttributeError" in row["error_message"]
     assert row["wait_reason"] is None and row["next_attempt_at"] is None
     assert published_on(sandbox, "instagram") == []
     worker.log.flush()
     with open(worker.log.name, encoding="utf-8", errors="replace") as handle:
-        lines = [line for line in handle if f'"post_id": {post_id}' in line and "unexpected ValueError" in line]
-    assert len(lines) == 3 and "bridge/platforms/instagram.py:" in lines[-1], lines
+        lines = [line for line in handle if f'"post_id": {post_id}' in line and "unexpected AttributeError" in line]
+    assert len(lines) == 3 and "bridge/platforms/base.py:" in lines[-1], lines
 
 
 def test_a_rate_limited_post_says_so_until_it_goes_on(engine_rt, engine_sandbox, worker):
