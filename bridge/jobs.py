@@ -48,6 +48,13 @@ def wake_post(post_id: int, scheduled_at: str, platform: str | None = None) -> s
     return wake(runtime(), post_id, scheduled_at, platform)
 
 
+def post_first_comment(post_id: int) -> str:
+    """The first comment of a published post, once."""
+    from bridge.services.first_comments import run
+
+    return run(runtime(), post_id)
+
+
 def notify_n8n(post_id: int) -> str:
     return notify(runtime(), post_id)
 

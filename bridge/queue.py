@@ -38,6 +38,7 @@ PUBLISH_JOB = "bridge.jobs.publish_post"
 WAKE_JOB = "bridge.jobs.wake_post"
 NOTIFY_N8N_JOB = "bridge.jobs.notify_n8n"
 DELIVER_EVENT_JOB = "bridge.jobs.deliver_event"
+FIRST_COMMENT_JOB = "bridge.jobs.post_first_comment"
 NOOP_JOB = "bridge.jobs.noop"
 
 # Redis keys the fleet shares: each worker's heartbeat, the RQ scheduler's and the sweeper's
@@ -58,6 +59,10 @@ def publish_job_id(post_id: int) -> str:
 
 def wake_job_id(post_id: int) -> str:
     return f"wake-{post_id}"
+
+
+def first_comment_job_id(post_id: int) -> str:
+    return f"first-comment-{post_id}"
 
 
 def due_wake_job_id(post_id: int, scheduled: datetime | str) -> str:
@@ -115,6 +120,16 @@ def hand_over(rt: Runtime, post_id: int, scheduled_at: datetime | None, user_id:
         # MySQL holds the post; the sweeper enqueues it when Redis is back.
         log.warning("queue unavailable while handing over post %s: %s", post_id, type(exc).__name__,
                     extra={"post_id": post_id})
+
+
+def enqueue_first_comment(rt: Runtime, post_id: int, when: datetime | None = None) -> None:
+    """The first comment of a published post, now or at `when` (naive UTC)."""
+    if when is None:
+        queue(rt).enqueue(FIRST_COMMENT_JOB, post_id, job_id=first_comment_job_id(post_id), result_ttl=3600,
+                          failure_ttl=86400)
+    else:
+        _at(queue(rt), when, FIRST_COMMENT_JOB, post_id, job_id=first_comment_job_id(post_id), result_ttl=3600,
+            failure_ttl=86400)
 
 
 def drop(rt: Runtime, post_id: int, scheduled_at: datetime | None = None) -> None:

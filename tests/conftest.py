@@ -172,6 +172,29 @@ def rt(settings, shared_engine, redis_client) -> Runtime:
 
 
 @pytest.fixture
+def live_rt(database_url, engine_sandbox, shared_engine, redis_client) -> Runtime:
+    """`rt` whose platform hosts are the stand-alone sandbox (through AURAREELS_HOST_MAP), so
+    accounts connect for real through the emulators' consent pages and the test reads the
+    platforms' own records; its Redis is the API tests' own (no worker runs its jobs)."""
+    import json as _json
+
+    from bridge.sandbox.core import host_map_for
+
+    sandbox, base_url = engine_sandbox
+    reset_fast(sandbox)
+    settings = Settings.from_env(base_env(AURAREELS_DATABASE_URL=database_url, AURAREELS_RATE_LIMIT="0",
+                                          AURAREELS_HOST_MAP=_json.dumps(host_map_for(base_url, sandbox))))
+    runtime = Runtime.from_settings(settings, engine=shared_engine)
+    t = runtime.tables
+    with shared_engine.begin() as conn:
+        for table in (t.analytics, t.posts, t.accounts, t.videos, t.requests, t.webhook_events):
+            conn.execute(delete(table))
+    redis_client.flushdb()
+    yield runtime
+    redis_client.flushdb()
+
+
+@pytest.fixture
 def app(rt):
     from bridge.app import create_app
 

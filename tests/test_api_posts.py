@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bridge.store.db import utcnow
 from tests.conftest import auth
-from tests.factories import add_account, add_post, later
+from tests.factories import add_account, add_post, add_video, later
 
 P = "/wp-json/aurareels/v1/social"
 ALICE, BOB = 101, 202
@@ -188,6 +188,55 @@ def test_retry_failed_post(client, rt):
     assert status_of(rt, post) == "publishing"
     again = client.post(f"{P}/posts/{post}/retry", headers=auth(ALICE), json={})
     assert again.status_code == 409 and again.get_json()["code"] == "post_publishing"
+
+
+def test_retry_stops_at_three_retries(client, rt):
+    post = add_post(rt, ALICE, add_account(rt, ALICE), status="failed", error_code="transient", retry_count=3)
+    answer = client.post(f"{P}/posts/{post}/retry", headers=auth(ALICE), json={})
+    assert answer.status_code == 409 and answer.get_json()["code"] == "retry_limit_reached"
+    assert status_of(rt, post) == "failed"
+
+
+def test_retry_of_a_post_whose_account_must_reconnect_says_so(client, rt):
+    account = add_account(rt, ALICE, "youtube", needs_reconnect=1, reconnect_reason="Google revoked the login")
+    post = add_post(rt, ALICE, account, platform="youtube", status="failed", error_code="account_needs_reconnect")
+    answer = client.post(f"{P}/posts/{post}/retry", headers=auth(ALICE), json={})
+    assert answer.status_code == 409 and answer.get_json()["code"] == "account_needs_reconnect"
+    assert answer.get_json()["message"].startswith("Reconnect the YouTube account")
+    gone = add_account(rt, ALICE, "linkedin", active=0)
+    post = add_post(rt, ALICE, gone, platform="linkedin", status="failed", error_code="account_disconnected")
+    answer = client.post(f"{P}/posts/{post}/retry", headers=auth(ALICE), json={})
+    assert answer.status_code == 409 and answer.get_json()["code"] == "account_disconnected"
+    assert "reconnect it" in answer.get_json()["message"] and status_of(rt, post) == "failed"
+
+
+def test_accounts_and_posts_say_why_an_account_must_reconnect(client, rt):
+    fine = add_account(rt, ALICE, "tiktok")
+    stale = add_account(rt, ALICE, "instagram", needs_reconnect=1, reconnect_reason="The password changed.")
+    accounts = {a["id"]: a for a in client.get(f"{P}/accounts", headers=auth(ALICE)).get_json()["accounts"]}
+    assert accounts[fine]["reconnect_reason"] is None
+    assert accounts[stale]["reconnect_reason"] == "The password changed." and accounts[stale]["needs_reconnect"]
+    post = add_post(rt, ALICE, stale, platform="instagram")
+    detail = client.get(f"{P}/posts/{post}", headers=auth(ALICE)).get_json()["post"]
+    assert detail["account"]["reconnect_reason"] == "The password changed."
+
+
+def test_posts_of_one_submission_share_a_group_and_list_by_it(client, rt):
+    video = add_video(rt, ALICE)
+    ig, fb = add_account(rt, ALICE, "instagram"), add_account(rt, ALICE, "facebook")
+    answer = client.post(f"{P}/schedule", headers=auth(ALICE), json={
+        "video_job_id": video, "accounts": [ig, fb], "caption": "Together",
+        "captions": {"facebook": "Together, on Facebook"}, "scheduled_at": later(days=1)}).get_json()
+    group = answer["group_id"]
+    assert {p["group_id"] for p in answer["posts"]} == {group}
+    add_post(rt, ALICE, ig, platform="instagram", video_job_id=video, group_id="another-group")
+    listed = client.get(f"{P}/posts?group_id={group}", headers=auth(ALICE)).get_json()
+    assert listed["total"] == 2 and {p["group_id"] for p in listed["posts"]} == {group}
+    assert {p["platform"]: p["caption"] for p in listed["posts"]} == {"instagram": "Together",
+                                                                      "facebook": "Together, on Facebook"}
+    by_video = client.get(f"{P}/posts?video_job_id={video}", headers=auth(ALICE)).get_json()
+    assert by_video["total"] == 3
+    assert client.get(f"{P}/posts?group_id={group}", headers=auth(BOB)).get_json()["total"] == 0
 
 
 def test_retry_unconfirmed_checks_platform_first(client, rt):

@@ -62,7 +62,7 @@ def test_migrate_on_plugin_created_tables_keeps_rows_and_lists_account(fresh_dat
     url = mysql_url(db)
     engine = make_engine(url)
     first = migrate(engine, "wp_")
-    assert first == ["0000", "0001", "0002", "0003", "0004", "0006", "0009"]
+    assert first == ["0000", "0001", "0002", "0003", "0004", "0006", "0008", "0009"]
     assert migrate(engine, "wp_") == []  # idempotent
 
     rt = Runtime.from_settings(Settings.from_env(base_env(AURAREELS_DATABASE_URL=url)), engine=engine)
@@ -93,12 +93,12 @@ def test_migrate_from_empty_database_matches_the_mappings(fresh_database):
 
     tables = Tables("xy_")
     for table in (tables.accounts, tables.posts, tables.analytics, tables.videos, tables.analytics_history,
-                  tables.templates, tables.hashtag_groups):
+                  tables.templates, tables.hashtag_groups, tables.first_comments):
         db_columns = {c["name"] for c in insp.get_columns(table.name)}
         assert {c.name for c in table.columns} <= db_columns, table.name
     indexes = {i["name"] for i in insp.get_indexes("xy_aurareels_social_posts")}
     assert {"user_posts", "scheduled_posts", "video_job", "social_account", "platform_status", "bridge_user_created",
-            "bridge_user_published", "bridge_published"} <= indexes
+            "bridge_user_published", "bridge_published", "bridge_group"} <= indexes
     assert {"bridge_history_post"} <= {i["name"] for i in insp.get_indexes("xy_aurareels_social_analytics_history")}
     assert {"bridge_next_sync"} <= {i["name"] for i in insp.get_indexes("xy_aurareels_social_analytics")}
     columns = {c["name"]: c for c in insp.get_columns("xy_aurareels_social_posts")}
@@ -108,7 +108,7 @@ def test_migrate_from_empty_database_matches_the_mappings(fresh_database):
 
 def test_migrate_sqlite_embedded(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'b.sqlite3'}")
-    assert migrate(engine, "wp_") == ["0000", "0001", "0002", "0003", "0004", "0006", "0009"]
+    assert migrate(engine, "wp_") == ["0000", "0001", "0002", "0003", "0004", "0006", "0008", "0009"]
     assert migrate(engine, "wp_") == []
     assert "wp_aurareels_social_posts" in inspect(engine).get_table_names()
 

@@ -103,6 +103,13 @@ USER_ROUTES = {
     ("DELETE", "/posts/<int:post_id>"): ("post", None),
     ("PATCH", "/posts/<int:post_id>/reschedule"): ("post", {"scheduled_at": SOON}),
     ("POST", "/posts/<int:post_id>/retry"): ("failed", {}),
+    ("PATCH", "/posts/<int:post_id>"): ("post", {"caption": "changed"}),
+    ("POST", "/drafts"): (None, "publish"),
+    ("POST", "/posts/<int:post_id>/publish"): ("post", {}),
+    ("POST", "/posts/<int:post_id>/schedule"): ("post", {"scheduled_at": SOON}),
+    ("POST", "/validate"): (None, "publish"),
+    ("GET", "/platforms"): (None, None),
+    ("GET", "/accounts/<int:account_id>/options"): ("account", None),
     ("GET", "/posts/<int:post_id>/analytics"): ("post", None),
     ("POST", "/posts/<int:post_id>/analytics/refresh"): ("post", {}),
     ("GET", "/analytics/summary"): (None, None),
@@ -216,6 +223,8 @@ def test_valid_token_of_a_user_who_owns_nothing(client, rt, world, route):
         assert response.status_code == 200 and answer["accounts"] == []
     elif route == ("GET", "/posts"):
         assert response.status_code == 200 and answer["total"] == 0 and answer["posts"] == []
+    elif route == ("GET", "/platforms"):
+        assert response.status_code == 200 and set(answer["platforms"]) == set(PLATFORMS)
     elif route in (("GET", "/templates"), ("GET", "/hashtag-groups")):
         assert response.status_code == 200 and answer[route[1][1:].replace("-", "_")] == []
     elif route == ("GET", "/analytics/summary"):

@@ -5,9 +5,9 @@ from importlib import import_module
 
 
 def register_blueprints(api) -> None:
-    from bridge.api import accounts, health, internal, posts, webhooks
+    from bridge.api import accounts, composer, drafts, health, internal, posts, webhooks
 
-    for module in (health, accounts, posts, internal, webhooks):
+    for module in (health, accounts, posts, drafts, composer, internal, webhooks):
         api.register_blueprint(module.blp)
     api.register_blueprint(import_module("bridge.api.analytics").blp)
     api.register_blueprint(import_module("bridge.api.templates").blp)

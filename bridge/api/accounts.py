@@ -11,6 +11,7 @@ from bridge.config import PLATFORMS
 from bridge.errors import NotFound
 from bridge.schemas.accounts import (
     AccountListSchema,
+    AccountOptionsSchema,
     AccountQuerySchema,
     ConnectSchema,
     DisconnectedSchema,
@@ -139,3 +140,19 @@ class Quota(MethodView):
     def get(self, account_id):
         """Posts left in the platform's rolling 24-hour window"""
         return quota.quota_view(runtime(), current_user_id(), account_id)
+
+
+@blp.route("/accounts/<int:account_id>/options")
+class Options(MethodView):
+    decorators = [user_required]
+
+    @blp.response(200, AccountOptionsSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(409, schema=ErrorSchema, description="The account must be connected again")
+    @blp.alt_response(429, schema=ErrorSchema, description="The platform limits these reads; see Retry-After")
+    @blp.alt_response(503, schema=ErrorSchema, description="The platform cannot be asked right now")
+    @blp.alt_response(401, **UNAUTHORIZED)
+    @blp.doc(security=USER_SECURITY)
+    def get(self, account_id):
+        """What this account allows now (TikTok: privacy levels, longest video, interactions off), limits, quota"""
+        return account_service.account_options(runtime(), current_user_id(), account_id)

@@ -11,6 +11,8 @@ from bridge.errors import ValidationFailed
 from bridge.schemas.common import ErrorSchema, MessageSchema
 from bridge.schemas.posts import (
     CreatedPostsSchema,
+    EditSchema,
+    PostChangedSchema,
     PostEnvelopeSchema,
     PostListSchema,
     PostQuerySchema,
@@ -19,6 +21,7 @@ from bridge.schemas.posts import (
     RescheduleSchema,
     ScheduleSchema,
 )
+from bridge.services import editing
 from bridge.services import posts as post_service
 from bridge.timefmt import parse_request_time
 
@@ -83,7 +86,7 @@ class Posts(MethodView):
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def get(self, query):
-        """The user's posts, newest first; from/to filter the calendar window"""
+        """The user's posts, newest first; from/to filter the calendar window, group_id one submission"""
         if query.get("from_"):
             query["from"] = _time(query.pop("from_"), "from")
         if query.get("to"):
@@ -102,6 +105,20 @@ class Post(MethodView):
     def get(self, post_id):
         """One post with its account"""
         return post_service.get_post(runtime(), current_user_id(), post_id)
+
+    @blp.arguments(EditSchema)
+    @blp.alt_response(400, **INVALID_JSON)
+    @blp.response(200, PostChangedSchema)
+    @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
+    @blp.alt_response(409, schema=ErrorSchema, description="Not a draft or scheduled post (not_editable), or the "
+                                                            "account must be connected again")
+    @blp.alt_response(422, schema=ErrorSchema, description="The edited post does not fit its platform, or a bad time")
+    @blp.alt_response(401, **UNAUTHORIZED)
+    @blp.doc(security=USER_SECURITY)
+    def patch(self, body, post_id):
+        """Edit a draft or scheduled post; validated as /schedule is"""
+        when = _time(body["scheduled_at"], "scheduled_at") if body.get("scheduled_at") else None
+        return editing.edit(runtime(), current_user_id(), post_id, body, when)
 
     @blp.response(200, MessageSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
@@ -136,7 +153,9 @@ class Retry(MethodView):
 
     @blp.response(200, RescheduledSchema)
     @blp.alt_response(404, schema=ErrorSchema, description="Not found or not yours")
-    @blp.alt_response(409, schema=ErrorSchema, description="Not failed")
+    @blp.alt_response(409, schema=ErrorSchema, description="Not failed, retried 3 times already "
+                                                            "(retry_limit_reached), or the account must be connected "
+                                                            "again")
     @blp.alt_response(401, **UNAUTHORIZED)
     @blp.doc(security=USER_SECURITY)
     def post(self, post_id):

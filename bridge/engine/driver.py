@@ -40,7 +40,7 @@ from bridge.platforms.errors import (
 )
 from bridge.platforms.registry import get_client
 from bridge.runtime import Runtime
-from bridge.services import events, oauth, quota
+from bridge.services import events, first_comments, oauth, quota
 from bridge.store import posts as post_rows
 from bridge.store.accounts import mark_needs_reconnect
 from bridge.store.db import utcnow
@@ -102,7 +102,7 @@ class Driver:
                                               lease_until(self.rt), now)
 
     def release(self, next_at: datetime, *, reason: str | None = None, metadata: dict | None = None,
-                note: str | None = None, count_retry: bool = False) -> Outcome:
+                note: str | None = None) -> Outcome:
         """Let go of the post until `next_at` (why: `reason`, one of `store.posts.WAIT_REASONS`)."""
         if metadata is not None and not metadata.get("reconcile_first"):
             # the step answered (an error that says nothing was done): nothing is in flight
@@ -112,9 +112,6 @@ class Driver:
             values["metadata"] = json.dumps(metadata)
         if note is not None:
             values["error_message"] = note
-        if count_retry:
-            values["retry_count"] = self.rt.tables.posts.c.retry_count + 1
-            values["last_retry_at"] = utcnow()
         with self.rt.engine.begin() as conn:
             post_rows.release(conn, self.rt.tables, self.post_id, self.owner, **values)
         try:
@@ -146,10 +143,15 @@ class Driver:
                 platform_post_id=result.platform_post_id, platform_post_url=result.platform_post_url,
                 published_at=utcnow(), error_code=None, error_message=None, lease_owner=None, lease_until=None,
                 next_attempt_at=None, wait_reason=None, metadata=json.dumps(metadata))
+            # in the same transaction: a published post with a first comment always has it pending
+            commented = changed and first_comments.on_published(conn, self.rt, self.post_id, self.platform,
+                                                                metadata)
         if changed:
             log.info("post published", extra={"post_id": self.post_id})
             events.emit(self.rt, "post.published", self.post_id)
             _observe("published", self.platform)
+        if commented:
+            first_comments.hand_over(self.rt, self.post_id)
         return Outcome.PUBLISHED if changed else Outcome.LOST_LEASE
 
     # ------------------------------------------------------------------------------ preparing
@@ -410,7 +412,8 @@ class Driver:
                                                       f"again.", metadata=metadata)
         metadata["transient_attempts"] = attempts
         at = _after(TRANSIENT_DELAYS[attempts - 1] * random.uniform(0.8, 1.2))
-        return self.release(at, reason="retry", metadata=metadata, count_retry=True,
+        # not counted in retry_count: that counts the creator's retries (seed: retry while < 3)
+        return self.release(at, reason="retry", metadata=metadata,
                             note=f"{exc.message} Retrying at {fmt(at)} UTC (attempt {attempts + 1}).")
 
     def _reconnect(self, exc: Reauthorize) -> Outcome:

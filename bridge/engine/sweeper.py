@@ -7,7 +7,8 @@ Every `AURAREELS_SWEEP_SECONDS` (and at worker start, and at once when Redis was
 * enqueues `publishing` posts whose lease ran out and whose next step is due (a killed worker,
   a lost follow-up job): they resume from their checkpoint;
 * re-arms the wake-ups of posts due soon, and of every future post after Redis was wiped (a
-  sentinel key that is gone tells), so scheduled posts still go out on time.
+  sentinel key that is gone tells), so scheduled posts still go out on time;
+* queues the pending first comments of published posts whose job was lost.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from sqlalchemy import or_, select
 from bridge import queue
 from bridge.queue import HEARTBEAT_PREFIX, LAST_SWEEP, SENTINEL
 from bridge.runtime import Runtime
+from bridge.services import first_comments
 from bridge.store.db import utcnow
 from bridge.store.posts import lease_free
 
@@ -115,10 +117,16 @@ def sweep(rt: Runtime) -> dict:
             continue
         queue.enqueue_now(rt, post_id, platform)
         enqueued += 1
+    comments = 0
+    for post_id in first_comments.due(rt):
+        if not job_live(rt, queue.first_comment_job_id(post_id), started_counts=False):
+            first_comments.hand_over(rt, post_id)
+            comments += 1
     wiped = redis_was_wiped(rt)
     armed = rearm(rt, None if wiped else timedelta(seconds=2 * rt.settings.sweep_seconds + 60))
     rt.redis.set(LAST_SWEEP, str(time.time()))
     if enqueued or armed:
         log.info("sweep: %d due or stuck, %d enqueued, %d wake-ups re-armed%s", len(due) + len(stuck), enqueued,
                  armed, " (redis was wiped)" if wiped else "")
-    return {"due": len(due), "resumed": len(stuck), "enqueued": enqueued, "rearmed": armed, "redis_wiped": wiped}
+    return {"due": len(due), "resumed": len(stuck), "enqueued": enqueued, "rearmed": armed, "redis_wiped": wiped,
+            "first_comments": comments}

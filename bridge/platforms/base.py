@@ -144,6 +144,16 @@ class StepResult:
 
 
 @dataclass
+class CommentTarget:
+    """The live post a first comment goes under: the platform's id and URL of the post and the
+    checkpoint it was published with."""
+
+    platform_post_id: str
+    platform_post_url: str | None = None
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Metrics:
     """A post's lifetime counts as its platform reports them. `saves` and `reach` are None where
     the platform (or the app's permissions) does not report them, which is not the same as 0."""
@@ -222,12 +232,37 @@ def count_utf16_units(text: str) -> int:
 
 
 @dataclass(frozen=True)
+class FirstComment:
+    """How a platform takes a post's first comment: the longest text it accepts, counted its way
+    (`counting` as in `Requirements`), and what the platform calls it (`reply` on X)."""
+
+    max_length: int
+    counter: Callable[[str], int] = count_code_points
+    counting: str = "code_points"
+    kind: str = "comment"
+
+    def issues(self, platform: str, text: str) -> list[Issue]:
+        length = self.counter(text)
+        if not text.strip():
+            return [Issue("first_comment", "first_comment_empty",
+                          "The first comment is empty; write it or leave it out.")]
+        if length > self.max_length:
+            return [Issue("first_comment", "first_comment_too_long",
+                          f"The first comment is {length} characters; {platform} allows {self.max_length} in a "
+                          f"{self.kind}. Shorten it by {length - self.max_length}.")]
+        return []
+
+
+@dataclass(frozen=True)
 class Requirements:
-    """What a platform accepts, checked before anything is queued."""
+    """What a platform accepts, checked before anything is queued. `caption_counting` names how
+    `caption_counter` counts, for a composer to count the same way: `code_points`, `utf16_units`,
+    `utf8_bytes` or `weighted` (X's twitter-text rules)."""
 
     caption_max: int
     caption_counter: Callable[[str], int] = count_code_points
     caption_unit: str = "characters"
+    caption_counting: str = "code_points"
     hashtags_max: int | None = None
     mentions_max: int | None = None
     title_max: int | None = None
@@ -320,6 +355,8 @@ class PlatformClient:
     # the source under /webhooks/<source> that delivers this platform's events (several platforms
     # of one vendor may share one), or None
     webhook: ClassVar[str | None] = None
+    # how the platform takes a post's first comment (`post_comment`), or None: it has none
+    first_comment: ClassVar[FirstComment | None] = None
 
     # --- OAuth, declarative
     authorize_url: ClassVar[str]
@@ -385,6 +422,21 @@ class PlatformClient:
         platform (TikTok's creator info) override it; the default is what the platform accepts."""
         return {"privacy_level_options": list(self.privacy_values()), "privacy_level_required":
                 self.default_privacy is None and bool(self.privacy_values())}
+
+    def account_option_issues(self, content: PostContent, media: MediaInfo | None,
+                              options: Mapping[str, Any]) -> list[Issue]:
+        """Why the account, as `account_options` described it now, would refuse the post (a
+        privacy level it does not offer, by default). Platforms that learn more override it."""
+        offered = options.get("privacy_level_options") or []
+        if content.privacy_level and offered and content.privacy_level not in offered:
+            return [Issue("privacy_level", "privacy_level_not_offered",
+                          f"This {self.display_name} account does not offer {content.privacy_level}; it offers: "
+                          f"{', '.join(offered)}.")]
+        return []
+
+    def caption_limit(self, content: PostContent) -> int:
+        """The longest caption this post may have, counted as `requirements.caption_counter` does."""
+        return self.requirements.caption_max
 
     def health_warnings(self) -> list[str]:
         """Operator warnings about this platform's configuration (e.g. an API version close to its
@@ -610,6 +662,28 @@ class PlatformClient:
     def quota(self, account: AccountRef) -> Quota | None:
         """The platform's own quota report, where it has one (Instagram); None elsewhere."""
         return None
+
+    # ------------------------------------------------------------------------- first comment
+    def first_comment_issues(self, text: str) -> list[Issue]:
+        """Why this platform would refuse `text` as a post's first comment (none: it takes it)."""
+        if self.first_comment is None:
+            return [Issue("first_comment", "first_comment_unsupported",
+                          f"{self.display_name} has no first comment through its API.")]
+        return self.first_comment.issues(self.display_name, text)
+
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """Post `message` as the first comment under the live post `target` (one platform-side
+        effect) and return the platform's id of the comment. Raises the taxonomy's errors; a
+        failure after the request was sent is `UnknownOutcome`."""
+        raise Rejected(f"{self.display_name} has no first comment through its API.", platform=self.name,
+                       code="first_comment_unsupported")
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The id of the comment with `message` the account made under `target` at or after
+        `since` (naive UTC), or None when the platform's records show there is none. Raises
+        `UnknownOutcome` when the platform cannot be asked (e.g. the app may not read comments)."""
+        raise UnknownOutcome(f"{self.display_name} cannot say whether the comment was posted.", platform=self.name,
+                             code="unconfirmed")
 
     # ------------------------------------------------------------------------- webhooks
     def webhook_signed(self, headers: Mapping[str, str], body: bytes, now: float) -> bool:

@@ -34,6 +34,7 @@ from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
     CredentialVars,
+    FirstComment,
     Issue,
     MediaInfo,
     Metrics,
@@ -63,8 +64,9 @@ class FacebookClient(MetaClient):
     display_name = "Facebook"
     credential_vars = CredentialVars("FACEBOOK_APP_ID", "FACEBOOK_APP_SECRET", "FACEBOOK_CONFIG_ID")
     webhook_object = "page"
-    scopes = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "read_insights",
-              "business_management")
+    # pages_manage_engagement: the first comment, posted as the Page under its post
+    scopes = ("pages_show_list", "pages_read_engagement", "pages_manage_posts", "pages_manage_engagement",
+              "read_insights", "business_management")
     # 30 API reels per Page per rolling 24 h (feed posts have no documented cap)
     daily_limit = 30
     options = {
@@ -83,6 +85,7 @@ class FacebookClient(MetaClient):
         max_video_bytes=10 * 1024 ** 3, max_duration_sec=240 * 60,
         video_content_types=("video/mp4", "video/quicktime"),
     )
+    first_comment = FirstComment(8000)  # Facebook's comment box takes 8,000 characters
     reel_min_sec: ClassVar[float] = 3
     reel_max_sec: ClassVar[float] = 90
     reels_per_day: ClassVar[int] = 30

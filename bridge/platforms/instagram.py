@@ -28,6 +28,7 @@ from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
     CredentialVars,
+    FirstComment,
     Issue,
     MediaInfo,
     Metrics,
@@ -60,8 +61,9 @@ class InstagramClient(MetaClient):
     display_name = "Instagram"
     credential_vars = CredentialVars("INSTAGRAM_APP_ID", "INSTAGRAM_APP_SECRET", "INSTAGRAM_CONFIG_ID")
     webhook_object = "instagram"
-    scopes = ("instagram_basic", "instagram_content_publish", "instagram_manage_insights", "pages_show_list",
-              "pages_read_engagement", "business_management")
+    # instagram_manage_comments: the first comment under a published post
+    scopes = ("instagram_basic", "instagram_content_publish", "instagram_manage_insights", "instagram_manage_comments",
+              "pages_show_list", "pages_read_engagement", "business_management")
     # the usual content_publishing_limit; the platform's own figure wins where it answers
     daily_limit = 100
     options = {
@@ -84,6 +86,10 @@ class InstagramClient(MetaClient):
         # Meta's reference says 300 MB, an older collection 1 GB: the smaller is the safe bound.
         max_video_bytes=300 * 1000 * 1000, min_duration_sec=3, max_duration_sec=15 * 60,
     )
+    # Meta documents no comment limit; a comment is held to the caption's 2,200 characters
+    first_comment = FirstComment(2200)
+    comment_text_field = "text"
+    comment_time_field = "timestamp"
     carousel_max: ClassVar[int] = 10
     max_polls: ClassVar[int] = 60
     max_restarts: ClassVar[int] = 2

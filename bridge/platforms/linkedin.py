@@ -30,8 +30,10 @@ from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CommentTarget,
     CredentialVars,
     EnvSetting,
+    FirstComment,
     Issue,
     MediaInfo,
     Metrics,
@@ -126,6 +128,8 @@ class LinkedInClient(PlatformClient):
     first_stage = "init"
 
     restli_protocol: ClassVar[str] = "2.0.0"
+    # a comment (socialActions comments, w_member_social) takes 1,250 characters
+    first_comment = FirstComment(1250, count_utf16_units, "utf16_units")
 
     # processing polls the video status; done only reports
     reading_stages = frozenset({"processing", "done"})
@@ -133,6 +137,7 @@ class LinkedInClient(PlatformClient):
     requirements = Requirements(
         caption_max=3000,
         caption_counter=count_utf16_units,  # code points vs UTF-16 unconfirmed: UTF-16 is never shorter
+        caption_counting="utf16_units",
         media_types=("video", "text"),
         video_content_types=("video/mp4",),
         max_video_bytes=500 * 1024 * 1024,
@@ -314,6 +319,37 @@ class LinkedInClient(PlatformClient):
             raise Rejected(f"The text is {length} characters; LinkedIn allows {self.requirements.caption_max}. "
                            f"Shorten it by {length - self.requirements.caption_max}.", platform=self.name,
                            code="caption_too_long")
+
+    # ------------------------------------------------------------------ first comment
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """`POST /rest/socialActions/{post urn}/comments` as the member; returns the comment's URN."""
+        urn = target.platform_post_id
+        response = self._rest(account, "POST", f"/rest/socialActions/{quote(urn, safe='')}/comments",
+                              json={"actor": self._author(account), "object": urn, "message": {"text": message}})
+        self.raise_for(response, sent_effect=True)
+        body = self._json(response, strict=False)
+        comment = body.get("commentUrn") or response.headers.get("x-restli-id") or body.get("id")
+        if not comment:
+            raise UnknownOutcome("LinkedIn accepted the comment without saying its id.", platform=self.name,
+                                 code="unknown_outcome", http_status=response.status_code)
+        return str(comment)
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The member's comment with this text under the post. Reading comments needs
+        `r_member_social`, which Share-on-LinkedIn apps do not get: then it cannot be told (403)."""
+        urn = quote(target.platform_post_id, safe="")
+        response = self._rest(account, "GET", f"/rest/socialActions/{urn}/comments?count=100")
+        if response.status_code == 403:
+            raise UnknownOutcome("LinkedIn does not let this site's app read comments (r_member_social), so whether "
+                                 "the comment went out cannot be checked.", platform=self.name, code="unconfirmed",
+                                 http_status=403)
+        self.raise_for(response)
+        author = self._author(account)
+        for element in self._json(response).get("elements") or []:
+            text = (element.get("message") or {}).get("text") if isinstance(element, dict) else None
+            if text == message and element.get("actor") in (None, author):
+                return str(element.get("commentUrn") or element.get("id"))
+        return None
 
     # ------------------------------------------------------------------ reconcile
     def reconcile(self, job: PublishJob) -> StepResult:

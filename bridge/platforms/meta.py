@@ -30,6 +30,7 @@ import httpx
 from bridge.logs import redact
 from bridge.platforms.base import (
     AccountRef,
+    CommentTarget,
     EnvSetting,
     PlatformClient,
     TokenSet,
@@ -169,6 +170,9 @@ class MetaClient(PlatformClient):
     token_request_method = "GET"
     # How long to wait between status polls while Meta processes media (Meta suggests a minute).
     poll_seconds: ClassVar[float] = 30.0
+    # the text and creation time of this platform's comment objects (Instagram names them its way)
+    comment_text_field: ClassVar[str] = "message"
+    comment_time_field: ClassVar[str] = "created_time"
 
     @property
     def graph_version(self) -> str:
@@ -287,6 +291,24 @@ class MetaClient(PlatformClient):
                 break
             body = self.graph_get(token, following)
         return items
+
+    # ------------------------------------------------------------------ first comment
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """`POST /{object-id}/comments` with `message`, as the account (the Page's token)."""
+        body = self.graph_post(account.access_token, f"{target.platform_post_id}/comments", {"message": message})
+        return str(body["id"])
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The account's comment with this text among the post's newest comments (a post this new
+        has few; the text and author identify it, whatever the clocks say)."""
+        text, made = self.comment_text_field, self.comment_time_field
+        body = self.graph_get(account.access_token, f"{target.platform_post_id}/comments",
+                              {"fields": f"id,{text},{made},from", "limit": 100})
+        for item in _dicts(body.get("data")):
+            author = item["from"].get("id") if isinstance(item.get("from"), dict) else None
+            if item.get(text) == message and author in (None, account.account_id):
+                return str(item["id"])
+        return None
 
     # ------------------------------------------------------------------ webhooks
     def webhook_signed(self, headers: Any, body: bytes, now: float) -> bool:

@@ -273,6 +273,7 @@ class TikTokClient(PlatformClient):
         caption_max=2200,
         caption_counter=count_utf16_units,
         caption_unit="UTF-16 units",
+        caption_counting="utf16_units",
         media_types=("video", "image", "carousel"),
         video_content_types=VIDEO_TYPES,
         max_video_bytes=4_000_000_000,
@@ -373,6 +374,27 @@ class TikTokClient(PlatformClient):
             "creator_username": info.get("creator_username"),
             "creator_nickname": info.get("creator_nickname"),
         }
+
+    def account_option_issues(self, content: PostContent, media: MediaInfo | None,
+                              options: dict[str, Any]) -> list[Issue]:
+        """The creator's privacy choice against what the creator info offers now, and the video
+        against the creator's longest allowed post."""
+        issues = []
+        if content.privacy_level:
+            try:
+                self._privacy(content.privacy_level, list(options.get("privacy_level_options") or []))
+            except Rejected as exc:
+                issues.append(Issue("privacy_level", exc.code, exc.message))
+        longest = options.get("max_video_post_duration_sec")
+        if media is not None and media.duration_sec is not None and isinstance(longest, (int, float)) \
+                and content.media_type == "video" and media.duration_sec > longest:
+            issues.append(Issue("video", "video_too_long_for_account",
+                                f"The video runs {media.duration_sec:.0f} s; this TikTok account may post videos up "
+                                f"to {longest:.0f} s."))
+        return issues
+
+    def caption_limit(self, content: PostContent) -> int:
+        return self.photo_caption_max if content.media_type in ("image", "carousel") else self.requirements.caption_max
 
     # --------------------------------------------------------------------------- publishing
     def step_published(self, job: PublishJob, cp: dict[str, Any]) -> StepResult:

@@ -37,7 +37,9 @@ from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CommentTarget,
     CredentialVars,
+    FirstComment,
     Issue,
     MediaInfo,
     Metrics,
@@ -196,12 +198,16 @@ class TwitterClient(PlatformClient):
         caption_max=MAX_WEIGHTED_LENGTH,
         caption_counter=weighted_length,
         caption_unit="weighted characters",
+        caption_counting="weighted",
         media_types=("video", "image", "text"),
         video_content_types=("video/mp4", "video/quicktime"),
         max_video_bytes=512 * MIB,
         min_duration_sec=0.5,
         max_duration_sec=140,
     )
+
+    # the first comment is a reply to the post, counted as a post is
+    first_comment = FirstComment(MAX_WEIGHTED_LENGTH, weighted_length, "weighted", "reply")
 
     # Deployment choices, each overridable by a constructor keyword.
     video_category: str = "tweet_video"  # amplify_video for accounts entitled to long videos
@@ -407,6 +413,42 @@ class TwitterClient(PlatformClient):
         return StepResult({"stage": "posted", "tweet_id": tweet_id}, done=True, platform_post_id=tweet_id,
                           platform_post_url=f"https://x.com/{path}")
 
+    # ---------------------------------------------------------------------------- first comment
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """A reply to the post (`reply.in_reply_to_tweet_id`). X refuses the same text twice in a
+        day as a duplicate: when that is because this reply is already there, it is the answer."""
+        response = self.http.request("POST", f"{API}/tweets", headers=_bearer(account.access_token), idempotent=False,
+                                     json={"text": message, "reply": {"in_reply_to_tweet_id": target.platform_post_id}})
+        if response.status_code >= 400:
+            error = self.map_error(response, self._json(response, strict=False))
+            if error.code == "duplicate_content":
+                found = self.find_comment(account, target, message, datetime.now(timezone.utc) - timedelta(days=1))
+                if found:
+                    return found
+            self.raise_for(response, sent_effect=True)
+        data = self._json(response).get("data") or {}
+        if not data.get("id"):
+            raise UnknownOutcome("X accepted the reply without returning its id.", platform=self.name,
+                                 code="unknown_outcome")
+        return str(data["id"])
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The account's reply to the post among its posts since `since` (reads are billed: at most
+        `reconcile_reads`)."""
+        start = (since.replace(tzinfo=timezone.utc) if since.tzinfo is None else since) - self.clock_skew
+        response = self.http.request("GET", f"{API}/users/{account.account_id}/tweets",
+                                     headers=_bearer(account.access_token),
+                                     params={"max_results": self.reconcile_reads, "start_time": _iso(start),
+                                             "tweet.fields": "created_at,referenced_tweets"})
+        self.raise_for(response)
+        wanted = _comparable(message)
+        for tweet in self._json(response).get("data") or []:
+            replied = {str(r.get("id")) for r in tweet.get("referenced_tweets") or []
+                       if isinstance(r, dict) and r.get("type") == "replied_to"}
+            if target.platform_post_id in replied and _comparable(tweet.get("text", "")) == wanted:
+                return str(tweet["id"])
+        return None
+
     # ---------------------------------------------------------------------------- reconcile
     def reconcile(self, job: PublishJob) -> StepResult:
         """Settle an unknown outcome. The post: look for it among the user's own posts since the
@@ -519,6 +561,9 @@ class TwitterClient(PlatformClient):
         if "media ids are invalid" in said:
             return Rejected("X refused the attached media (not ready, expired or not this account's).",
                             code="media_invalid", platform_code=status, **common)
+        if "deleted or not visible" in said:
+            return Rejected("X no longer shows the post to reply to; it may have been deleted.",
+                            code="reply_target_gone", platform_code=status, **common)
         if "too long" in said:
             return Rejected("The text is longer than X allows (280 weighted characters; links count 23, emoji "
                             "and CJK characters 2). Shorten it.", code="text_too_long", platform_code=status, **common)

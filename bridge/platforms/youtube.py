@@ -30,7 +30,9 @@ from bridge.platforms import options as opt
 from bridge.platforms.base import (
     AccountProfile,
     AccountRef,
+    CommentTarget,
     CredentialVars,
+    FirstComment,
     Issue,
     MediaInfo,
     Metrics,
@@ -89,6 +91,15 @@ REFUSALS: dict[str, tuple[str, str]] = {
     "mediaBodyRequired": ("media_required", "YouTube received no video; post again."),
     "badContent": ("video_format_unsupported", "YouTube does not accept this file type; upload an MP4 video."),
     "videoNotFound": ("video_not_found", "The video is no longer on YouTube; it may have been deleted."),
+    # commentThreads.insert
+    "commentsDisabled": ("comments_disabled", "Comments are turned off for this YouTube video (videos made for kids "
+                                              "have none), so the first comment could not be posted."),
+    "commentTextTooLong": ("first_comment_too_long", "YouTube refused the comment as too long."),
+    "commentTextRequired": ("first_comment_empty", "YouTube refused an empty comment."),
+    "ineligibleAccount": ("comment_account_ineligible", "YouTube does not let this channel comment through the API "
+                                                        "until its YouTube account is linked to its Google account."),
+    "channelNotFound": ("channel_not_found", "YouTube cannot find the channel of this video."),
+    "processingFailure": ("comment_refused", "YouTube could not process the comment."),
 }
 FAILURES = {  # status.failureReason
     "codec": "YouTube could not read the video's codec; export it as H.264 MP4 and post again.",
@@ -176,13 +187,18 @@ class YouTubeClient(PlatformClient):
     authorize_url = "https://accounts.google.com/o/oauth2/v2/auth"
     token_url = "https://oauth2.googleapis.com/token"
     revoke_url = "https://oauth2.googleapis.com/revoke"
-    # upload to publish; readonly to read the channel, processing status and statistics
-    scopes = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly")
+    # upload to publish; readonly to read the channel, processing status and statistics; force-ssl
+    # for the first comment (commentThreads.insert accepts no other scope)
+    scopes = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly",
+              "https://www.googleapis.com/auth/youtube.force-ssl")
     scope_separator = " "
     # offline + consent: Google issues a refresh token only then (a re-connecting user otherwise gets none)
     extra_authorize_params = {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}
     # a refresh answer carries no refresh_token; the stored one stays valid
     keeps_refresh_token = True
+
+    # a top-level comment (commentThreads.insert) takes up to 10,000 characters
+    first_comment = FirstComment(10_000)
 
     # processing polls videos.list; done only reports
     reading_stages = frozenset({"processing", "done"})
@@ -191,6 +207,7 @@ class YouTubeClient(PlatformClient):
         caption_max=5000,  # the description, in UTF-8 bytes
         caption_counter=utf8_bytes,
         caption_unit="bytes",
+        caption_counting="utf8_bytes",
         hashtags_max=60,  # past 60 YouTube ignores every hashtag of the video
         title_max=TITLE_MAX,
         media_types=("video",),
@@ -471,6 +488,27 @@ class YouTubeClient(PlatformClient):
         # init: a session start was in flight; a session that never receives bytes can never become a
         # video, so starting a new one is safe. processing/done: only reads were in flight.
         return StepResult(checkpoint)
+
+    # ------------------------------------------------------------------ first comment
+    def post_comment(self, account: AccountRef, target: CommentTarget, message: str) -> str:
+        """`commentThreads.insert`: a top-level comment of the channel under its video."""
+        body = {"snippet": {"channelId": account.account_id, "videoId": target.platform_post_id,
+                            "topLevelComment": {"snippet": {"textOriginal": message}}}}
+        response = self.http.request("POST", f"{API}/commentThreads", params={"part": "snippet"}, json=body,
+                                     headers=self._auth(account.access_token))
+        self.raise_for(response, sent_effect=True)
+        return str(self._json(response)["id"])
+
+    def find_comment(self, account: AccountRef, target: CommentTarget, message: str, since: datetime) -> str | None:
+        """The channel's own top-level comment with this text among the video's newest threads."""
+        response = self._get("commentThreads", account.access_token, part="snippet", videoId=target.platform_post_id,
+                             maxResults="100", order="time", textFormat="plainText")
+        for thread in self._json(response).get("items") or []:
+            top = ((thread.get("snippet") or {}).get("topLevelComment") or {}).get("snippet") or {}
+            author = (top.get("authorChannelId") or {}).get("value")
+            if top.get("textOriginal") == message and author in (None, account.account_id):
+                return str(thread.get("id"))
+        return None
 
     # ------------------------------------------------------------------ reads
     def _auth(self, access_token: str) -> dict[str, str]:

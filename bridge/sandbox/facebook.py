@@ -53,6 +53,10 @@ POST_FIELDS = {"id", "message", "created_time", "updated_time", "permalink_url",
                "likes", "from", "is_published", "status_type", "attachments"}
 VIDEO_FIELDS = {"id", "status", "title", "description", "permalink_url", "created_time", "updated_time", "length",
                 "published", "likes", "comments", "from"}
+COMMENT_FIELDS = {"id", "message", "created_time", "from", "like_count", "comment_count", "can_comment",
+                  "is_hidden", "permalink_url", "parent"}
+COMMENT_PERMISSION = ("(#200) The user hasn't authorized the application to perform this action: commenting as the "
+                      "Page requires pages_manage_engagement and the MODERATE task on the Page")
 POST_METRICS = {"post_media_view", "post_total_media_view_unique", "post_reactions_by_type_total", "post_clicks"}
 PAGE_METRICS = {"page_media_view", "page_total_media_view_unique", "page_post_engagements", "page_daily_follows"}
 VIDEO_METRICS = {"blue_reels_play_count", "total_video_views", "post_video_social_actions",
@@ -82,6 +86,7 @@ class FacebookEmulator(MetaEmulator):
         "buc_window_seconds": 3600,
         "accounts_page_max": 100,  # most Pages one /me/accounts answer holds, whatever `limit` asks
         "message_max": 63206,
+        "comment_max": 8000,
         "duplicate_window_seconds": 86400,
         "video_processing_seconds": 30,
         "reels_per_day": 30,
@@ -645,6 +650,55 @@ class FacebookEmulator(MetaEmulator):
             "status": "in_progress" if received else "not_started", "bytes_transfered": received}
         return {"video_status": state, "uploading_phase": uploading, "processing_phase": processing,
                 "publishing_phase": publishing}
+
+    # ================================================================== comments
+    @graph_route("POST", V + OBJECT + r"/comments")
+    def create_comment(self, request: Request, object_id: str) -> Response:
+        """`POST /{object-id}/comments` with `message`, as the Page (its token, with
+        pages_manage_engagement and the MODERATE task) under one of its posts, photos or videos."""
+        p = self.params(request)
+        record = self.authenticate(request, p, kinds=("page",))
+        target = self._commentable(request, object_id)
+        page = self.world.pages[target["page"]]
+        if record.extra.get("page") != page["id"] or "MODERATE" not in page["tasks"]:
+            self.fail(200, COMMENT_PERMISSION)
+        self.require(record, "pages_manage_engagement", code=200, message=COMMENT_PERMISSION)
+        self.buc(request, page["id"])
+        message = p.get("message")
+        if not message or not message.strip():
+            self.fail(100, "(#100) Missing message or attachment")
+        if len(message) > self.config["comment_max"]:
+            self.fail(100, f"(#100) The comment is longer than {self.config['comment_max']} characters")
+        self._seq += 1
+        comment_id = f"{object_id.rsplit('_', 1)[-1]}_{200000000000 + self._seq}"
+        self.add_comment(object_id, message, {"id": page["id"], "name": page["name"]}, comment_id)
+        return self.json({"id": comment_id})
+
+    @graph_route("GET", V + OBJECT + r"/comments")
+    def list_comments(self, request: Request, object_id: str) -> Response:
+        record = self.authenticate(request)
+        target = self._commentable(request, object_id)
+        self._read_access(record, target["page"])
+        self.buc(request, target["page"])
+        fields = self.fields(request, COMMENT_FIELDS, "Comment", ["id", "message", "created_time"])
+        limit = min(100, request.args.get("limit", default=25, type=int) or 25)
+        chronological = request.args.get("order", "chronological") == "chronological"
+        found = self.comments_on(object_id)
+        views = []
+        for comment in (list(reversed(found)) if chronological else found)[:limit]:
+            full = {"id": comment["id"], "message": comment["message"],
+                    "created_time": graph_timestamp(comment["created_at"]), "from": dict(comment["from"]),
+                    "like_count": 0, "comment_count": 0, "can_comment": True, "is_hidden": False,
+                    "permalink_url": f"https://www.facebook.com/{object_id}?comment_id={comment['id']}"}
+            views.append({f: full[f] for f in fields if f in full})
+        return self.json({"data": views, "paging": {}})
+
+    def _commentable(self, request: Request, object_id: str) -> dict[str, Any]:
+        """A live post, photo or video of a Page (an unpublished or deleted one is not there)."""
+        target = self.posts.get(object_id) or self.photos.get(object_id) or self.videos.get(object_id)
+        if target is None or target.get("deleted") or not target.get("published"):
+            self.unsupported(request.method.lower(), object_id)
+        return target
 
     # ================================================================== views and helpers
     def _writer(self, request: Request, p: dict[str, str], page_id: str):

@@ -40,6 +40,7 @@ MENTION = re.compile(r"(?<![\w@])@[\w.]+")
 USER_FIELDS = {"id", "ig_id", "username", "name", "profile_picture_url", "followers_count", "follows_count",
                "media_count", "biography", "website"}
 CONTAINER_FIELDS = {"id", "status_code", "status", "copyright_check_status"}
+COMMENT_FIELDS = {"id", "text", "timestamp", "username", "from", "like_count", "hidden", "media", "parent_id"}
 MEDIA_FIELDS = {"id", "caption", "media_type", "media_product_type", "permalink", "shortcode", "timestamp",
                 "like_count", "comments_count", "username", "media_url", "thumbnail_url", "is_shared_to_feed",
                 "owner", "children"}
@@ -79,6 +80,7 @@ class InstagramEmulator(MetaEmulator):
         "reel_min_seconds": 3,
         "reel_max_seconds": 900,
         "reel_max_bytes": 300 * 1024 * 1024,
+        "comment_max": 2200,
         "require_appsecret_proof": True,  # the app's "Require App Secret" setting
         "app_calls_per_hour": 100000,
         "buc_calls_per_window": 4800,
@@ -312,6 +314,48 @@ class InstagramEmulator(MetaEmulator):
                 self.fail(100, f"(#100) metric[{index}] must be one of the following values: "
                                f"{', '.join(sorted(allowed))}")
         return self.json(self.insights(media_id, self.counts(media), names))
+
+    # ------------------------------------------------------------------ comments
+    @graph_route("POST", V + rf"(?P<media_id>{IG_ID})/comments")
+    def create_comment(self, request: Request, media_id: str) -> Response:
+        """`POST /{ig-media-id}/comments?message=`: a comment as the account that owns the media
+        (instagram_basic + instagram_manage_comments); live video is not supported."""
+        p = self.params(request)
+        media = self._media_for(request, media_id, p)
+        record, ig = self._account(request, media["ig"], "instagram_manage_comments", p)
+        self.require(record, "instagram_basic")
+        message = p.get("message")
+        if not message or not message.strip():
+            self.fail(100, "(#100) The parameter message is required")
+        if len(message) > self.config["comment_max"]:
+            self.fail(100, f"(#100) Param message must be at most {self.config['comment_max']} characters long")
+        if media["media_product_type"] == "STORY":
+            self.fail(100, "(#100) Comments on stories and live video are not supported")
+        comment = self.add_comment(media_id, message, {"id": ig["id"], "username": ig["username"]},
+                                   numeric_id("17890", 17))
+        return self.json({"id": comment["id"]})
+
+    @graph_route("GET", V + rf"(?P<media_id>{IG_ID})/comments")
+    def list_comments(self, request: Request, media_id: str) -> Response:
+        media = self._media_for(request, media_id)
+        record, _ = self._account(request, media["ig"], "instagram_manage_comments")
+        self.require(record, "instagram_basic")
+        fields = self.fields(request, COMMENT_FIELDS, "IGComment", ["id", "text", "timestamp"])
+        limit = min(100, request.args.get("limit", default=25, type=int) or 25)
+        views = []
+        for comment in self.comments_on(media_id)[:limit]:
+            full = {"id": comment["id"], "text": comment["message"],
+                    "timestamp": graph_timestamp(comment["created_at"]), "username": comment["from"]["username"],
+                    "from": dict(comment["from"]), "like_count": 0, "hidden": False, "media": {"id": media_id}}
+            views.append({f: full[f] for f in fields if f in full})
+        return self.json({"data": views, "paging": {}})
+
+    def _media_for(self, request: Request, media_id: str, p: dict[str, str] | None = None) -> dict[str, Any]:
+        media = self.media.get(media_id)
+        if media is None:
+            self.authenticate(request, p)
+            self.unsupported(request.method.lower(), media_id)
+        return media
 
     # ------------------------------------------------------------------ processing
     def process(self, container_id: str | None = None, outcome: str = "FINISHED", subcode: int | None = None) -> int:

@@ -147,6 +147,7 @@ class LinkedInEmulator(Emulator):
         "app_daily_limit": 100_000,  # per app, per resource, per UTC day
         "retry_after_header": False,  # LinkedIn sends no rate-limit headers
         "commentary_max": 3000,
+        "comment_max": 1250,
         "commentary_unit": "utf16",  # utf16 | code_points (unconfirmed: utf16 is the stricter)
         "duplicate_window": 86400,
         # Share-on-LinkedIn apps do not get r_member_social: listing a member's posts and reading
@@ -172,10 +173,15 @@ class LinkedInEmulator(Emulator):
         self.posts: dict[str, dict[str, Any]] = {}
         self.engagement: dict[str, dict[str, int]] = {}
         self.calls: dict[tuple, int] = {}
+        self.comments: list[dict[str, Any]] = []
+        self.activities: dict[str, str] = {}  # post URN -> its activity URN (comment URNs name it)
 
     def snapshot(self) -> dict[str, Any]:
         videos = {urn: {k: v for k, v in video.items() if k != "head"} for urn, video in self.videos.items()}
-        return {**super().snapshot(), "members": dict(self.members), "videos": videos, "posts": dict(self.posts)}
+        comments = [{"id": c["commentUrn"], "object": c["object"], "message": c["message"]["text"],
+                     "author": c["actor"]} for c in self.comments]
+        return {**super().snapshot(), "members": dict(self.members), "videos": videos, "posts": dict(self.posts),
+                "comments": comments}
 
     # ------------------------------------------------------------------ model helpers for tests
     def member(self, user: str) -> dict[str, Any]:
@@ -727,6 +733,62 @@ class LinkedInEmulator(Emulator):
             "likesSummary": {"totalLikes": likes, "aggregatedTotalLikes": likes, "likedByCurrentUser": False},
             "commentsSummary": {"aggregatedTotalComments": comments, "totalFirstLevelComments": comments},
         })
+
+    # ------------------------------------------------------------------ comments
+    @rest("POST", r"/rest/socialActions/(?P<urn>[^/]+)/comments")
+    def create_comment(self, request: Request, token: TokenRecord, urn: str) -> Response:
+        """A comment of the member (`actor`, w_member_social) on a post (`object`, the same URN as
+        the path); answers 201 with the comment, whose `commentUrn` names it."""
+        body, refused = self.json_body(request)
+        if refused:
+            return refused
+        if not isinstance(body, dict):
+            return self.invalid("/", "a JSON object is required")
+        unknown = set(body) - {"actor", "object", "message", "content", "parentComment"}
+        if unknown:
+            return self.invalid(f"/{sorted(unknown)[0]}", "unrecognized field", "UNRECOGNIZED_FIELD")
+        for name in ("actor", "object", "message"):
+            if name not in body:
+                return self.invalid(f"/{name}", "field is required but not found and has no default value",
+                                    "MISSING_FIELD")
+        if "w_member_social" not in token.scopes or body["actor"] != self.urn_of(token):
+            return self.denied("partnerApiSocialActions.CREATE", request)
+        if body["object"] != urn:
+            return self.invalid("/object", "object must be the entity of the request path")
+        post = self.posts.get(urn)
+        if post is None:
+            return self.rest_error(404, "NOT_FOUND", f"Entity {urn} does not exist")
+        message = body["message"]
+        text = message.get("text") if isinstance(message, dict) else None
+        if not isinstance(text, str) or not text.strip():
+            return self.invalid("/message/text", "a comment needs text", "MISSING_FIELD")
+        if self._length(text) > self.config["comment_max"]:
+            return self.invalid("/message/text", f"length {self._length(text)} exceeds the maximum of "
+                                                 f"{self.config['comment_max']} characters", "MAX_LENGTH_EXCEEDED")
+        activity = self.activities.setdefault(
+            urn, f"urn:li:activity:{7_300_000_000_000_000_000 + secrets.randbelow(10 ** 17)}")
+        comment_id = str(7_400_000_000_000_000_000 + secrets.randbelow(10 ** 17))
+        now_ms = int(self.now() * 1000)
+        comment = {"actor": body["actor"], "commentUrn": f"urn:li:comment:({activity},{comment_id})", "id": comment_id,
+                   "object": urn, "message": {"text": text, "attributes": []},
+                   "created": {"actor": body["actor"], "time": now_ms},
+                   "lastModified": {"actor": body["actor"], "time": now_ms}}
+        self.comments.append(comment)
+        counts = self.engagement.setdefault(urn, {})
+        counts["comments"] = counts.get("comments", 0) + 1
+        return self.json(comment, status=201, headers={"x-restli-id": comment["commentUrn"]})
+
+    @rest("GET", r"/rest/socialActions/(?P<urn>[^/]+)/comments")
+    def list_comments(self, request: Request, token: TokenRecord, urn: str) -> Response:
+        needed = self.config["social_actions_scope"]
+        if needed and needed not in token.scopes:
+            return self.denied("partnerApiSocialActions.GET_ALL", request)
+        if urn not in self.posts:
+            return self.rest_error(404, "NOT_FOUND", f"Entity {urn} does not exist")
+        start, count = request.args.get("start", 0, type=int), min(request.args.get("count", 10, type=int), 100)
+        found = [c for c in reversed(self.comments) if c["object"] == urn]
+        return self.json({"paging": {"start": start, "count": count, "links": [], "total": len(found)},
+                          "elements": found[start:start + count]})
 
     @rest("GET", r"/rest/memberCreatorPostAnalytics")
     def member_post_analytics(self, request: Request, token: TokenRecord) -> Response:

@@ -158,13 +158,17 @@ class TwitterEmulator(Emulator):
         self.users: dict[str, dict[str, Any]] = {}  # id -> user
         self.media: dict[str, dict[str, Any]] = {}
         self.tweets: dict[str, dict[str, Any]] = {}
+        # replies, in order: X posts them as posts, kept apart from `published` (one item per post
+        # the bridge published) so tests count first comments on their own
+        self.replies: list[dict[str, Any]] = []
         self.windows: dict[tuple[str, str], dict[str, float]] = {}
         self._sequence = 0
 
     def snapshot(self) -> dict[str, Any]:
         media = {mid: {k: m[k] for k in ("state", "category", "total", "received", "owner")} | {
             "segments": len(m["segments"])} for mid, m in self.media.items()}
-        return {**super().snapshot(), "media": media, "tweets": len(self.tweets), "users": list(self.users)}
+        return {**super().snapshot(), "media": media, "tweets": len(self.tweets), "users": list(self.users),
+                "comments": [dict(r) for r in self.replies]}
 
     # ------------------------------------------------------------------ control
     def process(self, media_id: str | None = None, fail: bool = False, reason: str | None = None) -> int:
@@ -457,6 +461,9 @@ class TwitterEmulator(Emulator):
         media = self._attached_media(user, body.get("media"))
         if isinstance(media, Response):
             return media
+        parent = self._reply_target(body.get("reply"))
+        if isinstance(parent, Response):
+            return parent
         now = self.now()
         recent = [t for t in self.tweets.values() if t["author_id"] == user["id"] and now - t["created_at"] < 86400]
         if len(recent) >= self.config["user_posts_per_24h"]:
@@ -468,7 +475,7 @@ class TwitterEmulator(Emulator):
         cost = self.config["post_with_url_cost"] if text and url_spans(text) else self.config["post_cost"]
         if not self._spend(cost):
             return self.credits_depleted()
-        tweet = self._publish(user, text or "", media)
+        tweet = self._publish(user, text or "", media, parent)
         response = self.json({"data": {"id": tweet["id"], "text": tweet["text"],
                                        "edit_history_tweet_ids": [tweet["id"]]}}, status=201)
         response.headers.extend(self._daily_headers(user["id"]))
@@ -489,7 +496,27 @@ class TwitterEmulator(Emulator):
             return self.invalid("Your media IDs are invalid.", {"media.media_ids": ids})
         return items
 
-    def _publish(self, user: dict[str, Any], text: str, media: list[dict[str, Any]]) -> dict[str, Any]:
+    def _reply_target(self, spec: Any) -> dict[str, Any] | Response | None:
+        """The post a `reply` answers (None without one), or X's refusal."""
+        if spec is None:
+            return None
+        if not isinstance(spec, dict):
+            return self.invalid(f"$.reply: {type(spec).__name__} found, object expected")
+        for name in spec:
+            if name not in ("in_reply_to_tweet_id", "exclude_reply_user_ids", "auto_populate_reply_metadata"):
+                return self.invalid(f"$.reply.{name}: is not defined in the schema and the schema does not allow "
+                                    f"additional properties")
+        ident = spec.get("in_reply_to_tweet_id")
+        if not isinstance(ident, str) or not ident.isdigit() or len(ident) > 19:
+            return self.invalid(f"$.reply.in_reply_to_tweet_id: string [{ident}] does not match pattern "
+                                f"^[0-9]{{1,19}}$", {"reply.in_reply_to_tweet_id": [ident]})
+        parent = self.tweets.get(ident)
+        if parent is None or parent["deleted"]:
+            return self.forbidden("You attempted to reply to a Tweet that is deleted or not visible to you.")
+        return parent
+
+    def _publish(self, user: dict[str, Any], text: str, media: list[dict[str, Any]],
+                 parent: dict[str, Any] | None = None) -> dict[str, Any]:
         now = self.now()
         self._sequence += 1
         tweet_id = str(((int(now * 1000) - 1288834974657) << 22) + self._sequence % 4096)
@@ -498,7 +525,14 @@ class TwitterEmulator(Emulator):
                  "sent_text": text, "created_at": now, "media_keys": [m["key"] for m in media], "deleted": False,
                  "public_metrics": {"retweet_count": 0, "reply_count": 0, "like_count": 0, "quote_count": 0,
                                     "bookmark_count": 0, "impression_count": 0}}
+        tweet["conversation_id"] = parent.get("conversation_id", parent["id"]) if parent else tweet_id
         self.tweets[tweet_id] = tweet
+        if parent is not None:
+            tweet.update(in_reply_to=parent["id"], in_reply_to_user_id=parent["author_id"])
+            parent["public_metrics"]["reply_count"] += 1
+            self.replies.append({"id": tweet_id, "object": parent["id"], "message": text, "author": user["id"],
+                                 "created_at": now})
+            return tweet
         self.published.append({"id": tweet_id, "user": user["id"], "username": user["username"], "text": text,
                                "created_at": now, "media_ids": [m["id"] for m in media]})
         return tweet
@@ -550,6 +584,13 @@ class TwitterEmulator(Emulator):
             view["public_metrics"] = self._public_metrics(tweet)
         if "attachments" in fields and tweet["media_keys"]:
             view["attachments"] = {"media_keys": list(tweet["media_keys"])}
+        if "conversation_id" in fields:
+            view["conversation_id"] = tweet.get("conversation_id", tweet["id"])
+        if tweet.get("in_reply_to"):
+            if "referenced_tweets" in fields:
+                view["referenced_tweets"] = [{"type": "replied_to", "id": tweet["in_reply_to"]}]
+            if "in_reply_to_user_id" in fields:
+                view["in_reply_to_user_id"] = tweet["in_reply_to_user_id"]
         return view
 
     def _fields(self, request: Request, name: str, allowed: set[str]) -> tuple[list[str], Response | None]:

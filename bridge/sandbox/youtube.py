@@ -43,6 +43,8 @@ PACIFIC = ZoneInfo("America/Los_Angeles")
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
 UPLOAD_SCOPES = {SCOPE_PREFIX + s for s in ("youtube.upload", "youtube", "youtube.force-ssl", "youtubepartner")}
 READ_SCOPES = {SCOPE_PREFIX + s for s in ("youtube.readonly", "youtube", "youtube.force-ssl", "youtubepartner")}
+# commentThreads.insert accepts force-ssl only
+COMMENT_SCOPES = {SCOPE_PREFIX + "youtube.force-ssl"}
 KNOWN_SCOPES = UPLOAD_SCOPES | READ_SCOPES | {
     SCOPE_PREFIX + "yt-analytics.readonly", SCOPE_PREFIX + "userinfo.email", SCOPE_PREFIX + "userinfo.profile",
     "openid", "email", "profile",
@@ -83,6 +85,30 @@ REASONS: dict[str, tuple[int, str, str]] = {
     "badRequest": (400, "global", "Bad Request"),
     "videoNotFound": (404, "youtube.video",
                       "The video identified by the <code>id</code> parameter could not be found."),
+    # commentThreads.insert and list
+    "channelOrVideoIdMissing": (400, "youtube.commentThread", "Each comment thread must be linked to a channel or "
+                                                              "video. Make sure that the resource specifies values for "
+                                                              "both the snippet.channelId and snippet.videoId "
+                                                              "properties."),
+    "commentTextRequired": (400, "youtube.comment", "The comment resource that is being inserted must specify a "
+                                                    "value for the snippet.topLevelComment.snippet.textOriginal "
+                                                    "property. Comments cannot be empty."),
+    "commentTextTooLong": (400, "youtube.comment", "The comment resource that is being inserted contains too many "
+                                                   "characters in the snippet.topLevelComment.snippet.textOriginal "
+                                                   "property."),
+    "invalidCommentThreadMetadata": (400, "youtube.commentThread", "The request metadata is invalid."),
+    "processingFailure": (400, "youtube.commentThread", "The API server failed to successfully process the request. "
+                                                        "While this can be a transient error, it usually indicates "
+                                                        "that the request's input is invalid. Check the structure of "
+                                                        "the <code>commentThread</code> resource in the request body "
+                                                        "to ensure that it is valid."),
+    "ineligibleAccount": (403, "youtube.comment", "The YouTube account used to authorize the API request must be "
+                                                  "merged with the user's Google account to insert a comment or "
+                                                  "comment thread."),
+    "commentsDisabled": (403, "youtube.commentThread", "The video identified by the <code>videoId</code> parameter "
+                                                       "has disabled comments."),
+    "channelNotFound": (404, "youtube.commentThread", "The specified channel could not be found. Check the value of "
+                                                      "the snippet.channelId property to ensure it is correct."),
     "notFound": (404, "global", "Not Found"),
     "methodNotAllowed": (405, "global", "Method Not Allowed"),
     "lengthRequired": (411, "global", "Length Required"),
@@ -202,6 +228,10 @@ class YouTubeEmulator(Emulator):
         # API projects that have not passed the compliance audit: every upload is locked to private
         "unverified_project": False,
         "users_without_channel": [],
+        "comment_max": 10_000,
+        "comment_insert_cost": 50,
+        # channels whose YouTube account is not merged with their Google account: no comments
+        "ineligible_commenters": [],
     }
 
     def reset(self) -> None:
@@ -215,6 +245,7 @@ class YouTubeEmulator(Emulator):
         self.quota_units = 0
         self.quota_inserts = 0
         self.recent_requests: dict[str, deque[float]] = {}
+        self.threads: list[dict[str, Any]] = []
 
     def snapshot(self) -> dict[str, Any]:
         self._roll_quota()
@@ -225,6 +256,8 @@ class YouTubeEmulator(Emulator):
                          for s in self.sessions.values()],
             "videos": [{"id": v.id, "channel_id": v.channel_id, "title": v.snippet["title"], **self._status(v)}
                        for v in self.videos.values()],
+            "comments": [{"id": t["id"], "object": t["videoId"], "message": t["text"], "author": t["author"]}
+                         for t in self.threads],
         }
 
     # ------------------------------------------------------------------ control helpers
@@ -380,6 +413,15 @@ class YouTubeEmulator(Emulator):
             return self.quota_inserts < self.config["insert_calls_per_day"]
         cost = self.config["insert_cost"] if insert else self.config["list_cost"]
         return self.quota_units + cost <= self.config["quota_units_per_day"]
+
+    def _charge_units(self, units: int) -> bool:
+        """Spend `units` of the project's day (the methods other than videos.insert); False when
+        they are not left."""
+        self._roll_quota()
+        if self.quota_units + units > self.config["quota_units_per_day"]:
+            return False
+        self.quota_units += units
+        return True
 
     def _charge(self, insert: bool = False, failed: bool = False) -> None:
         """Spend quota: an insert costs `insert_cost` (or one call of its bucket); a list call or a
@@ -693,6 +735,102 @@ class YouTubeEmulator(Emulator):
         video = self.videos[session.video_id]
         self._advance(video)
         return self.json(self._render_video(video, session.parts, owner=True), status=status)
+
+    # ------------------------------------------------------------------ Data API: commentThreads
+    @route("POST", r"/youtube/v3/commentThreads")
+    def comment_threads_insert(self, request: Request) -> Response:
+        """commentThreads.insert (force-ssl, 50 units): a top-level comment of the signed-in
+        channel under a video; channelId, videoId and textOriginal are required."""
+        token, problem = self._authorize(request, COMMENT_SCOPES)
+        if problem is not None:
+            return problem
+        parts, problem = self._parts(request, {"id", "snippet", "replies"})
+        if problem is not None:
+            return problem
+        if request.mimetype != "application/json":
+            return self.api_error("parseError", "This API does not support parsing form-encoded input.")
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            return self.api_error("parseError")
+        if not self._charge_units(self.config["comment_insert_cost"]):
+            return self.api_error("quotaExceeded")
+        snippet = body.get("snippet") if isinstance(body.get("snippet"), dict) else {}
+        top = snippet.get("topLevelComment") if isinstance(snippet.get("topLevelComment"), dict) else {}
+        text = (top.get("snippet") or {}).get("textOriginal") if isinstance(top.get("snippet"), dict) else None
+        if not snippet.get("channelId") or not snippet.get("videoId"):
+            return self.api_error("channelOrVideoIdMissing", location="body.snippet", locationType="other")
+        if not isinstance(text, str) or not text.strip():
+            return self.api_error("commentTextRequired", location="body.snippet.topLevelComment.snippet.textOriginal",
+                                  locationType="other")
+        if len(text) > self.config["comment_max"]:
+            return self.api_error("commentTextTooLong", location="body.snippet.topLevelComment.snippet.textOriginal",
+                                  locationType="other")
+        channel = self._channel(token.user)
+        if channel is None:
+            return self.api_error("forbidden", "Insufficient permissions to create the comment thread.")
+        if channel["id"] in self.config["ineligible_commenters"]:
+            return self.api_error("ineligibleAccount")
+        video = self.videos.get(str(snippet["videoId"]))
+        if video is None or (video.user != token.user and video.status["privacyStatus"] == "private"):
+            return self.api_error("videoNotFound", "The video identified by the <code>videoId</code> parameter could "
+                                                   "not be found.", location="body.snippet.videoId",
+                                  locationType="other")
+        if snippet["channelId"] != video.channel_id:
+            return self.api_error("channelNotFound", location="body.snippet.channelId", locationType="other")
+        if video.status.get("madeForKids"):
+            return self.api_error("commentsDisabled")
+        now = _rfc3339(self.now())
+        thread_id = "Ug" + self.new_id(nbytes=10)
+        thread = {"id": thread_id, "videoId": video.id, "channelId": video.channel_id, "text": text,
+                  "author": channel["id"], "authorName": channel["title"], "at": now}
+        self.threads.append(thread)
+        video.statistics["commentCount"] = video.statistics.get("commentCount", 0) + 1
+        return self.json(self._render_thread(thread, parts or ["snippet"]))
+
+    @route("GET", r"/youtube/v3/commentThreads")
+    def comment_threads_list(self, request: Request) -> Response:
+        token, problem = self._authorize(request, READ_SCOPES)
+        if problem is not None:
+            return problem
+        parts, problem = self._parts(request, {"id", "snippet", "replies"})
+        if problem is not None:
+            return problem
+        if not self._charge_units(self.config["list_cost"]):
+            return self.api_error("quotaExceeded")
+        video_id = request.args.get("videoId")
+        if not video_id:
+            return self.api_error("missingRequiredParameter", "No filter selected. Expected one of: "
+                                                              "allThreadsRelatedToChannelId, id, videoId.",
+                                  location="parameters.", locationType="other")
+        video = self.videos.get(video_id)
+        if video is None or (video.user != token.user and video.status["privacyStatus"] == "private"):
+            return self.api_error("videoNotFound", "The video identified by the <code>videoId</code> parameter could "
+                                                   "not be found.", location="videoId", locationType="parameter")
+        if video.status.get("madeForKids"):
+            return self.api_error("commentsDisabled")
+        try:
+            limit = int(request.args.get("maxResults", "20"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 100:
+            return self.api_error("badRequest", "Invalid value for maxResults.", location="maxResults",
+                                  locationType="parameter")
+        threads = [t for t in reversed(self.threads) if t["videoId"] == video_id][:limit]
+        return self.json({"kind": "youtube#commentThreadListResponse", "etag": self.new_id(),
+                          "pageInfo": {"totalResults": len(threads), "resultsPerPage": limit},
+                          "items": [self._render_thread(t, parts) for t in threads]})
+
+    def _render_thread(self, thread: dict[str, Any], parts: list[str]) -> dict[str, Any]:
+        item: dict[str, Any] = {"kind": "youtube#commentThread", "etag": self.new_id(), "id": thread["id"]}
+        if "snippet" in parts:
+            comment = {"kind": "youtube#comment", "etag": self.new_id(), "id": thread["id"], "snippet": {
+                "channelId": thread["channelId"], "videoId": thread["videoId"], "textDisplay": thread["text"],
+                "textOriginal": thread["text"], "authorDisplayName": thread["authorName"],
+                "authorChannelId": {"value": thread["author"]}, "canRate": True, "viewerRating": "none",
+                "likeCount": 0, "publishedAt": thread["at"], "updatedAt": thread["at"]}}
+            item["snippet"] = {"channelId": thread["channelId"], "videoId": thread["videoId"],
+                               "topLevelComment": comment, "canReply": True, "totalReplyCount": 0, "isPublic": True}
+        return item
 
     # ------------------------------------------------------------------ Data API: videos.list
     @route("GET", r"/youtube/v3/videos")

@@ -26,6 +26,34 @@ def _fits_text_as_json(values: list) -> None:
                               f"shorter ones.")
 
 
+def _caption() -> fields.Field:
+    return fields.String(allow_none=True, validate=[validate.Length(max=20000), _fits_text])
+
+
+def _words() -> fields.Field:
+    """Hashtags or mentions."""
+    return fields.List(fields.String(validate=validate.Length(min=1, max=150)),
+                       validate=[validate.Length(max=100), _fits_text_as_json])
+
+
+def _title() -> fields.Field:
+    return fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+def _captions() -> fields.Field:
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(PLATFORMS)),
+                       values=fields.String(validate=[validate.Length(max=20000), _fits_text]),
+                       validate=validate.Length(max=len(PLATFORMS)), metadata={"description": (
+                           "A caption per platform (platform -> caption) that replaces `caption` for that platform, "
+                           "checked by that platform's rules.")})
+
+
+def _first_comment() -> fields.Field:
+    return fields.String(allow_none=True, validate=[validate.Length(max=10000), _fits_text], metadata={
+        "description": "Posted as the first comment (a reply on X) right after the post is live, on the platforms "
+                       "that take one; not on TikTok. GET /platforms gives each platform's limit."})
+
+
 class PublishSchema(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -33,12 +61,10 @@ class PublishSchema(Schema):
     video_job_id = fields.String(required=True, validate=validate.Length(min=1, max=255))
     accounts = fields.List(fields.Integer(strict=False, validate=validate.Range(min=1)), required=True,
                            validate=validate.Length(min=1, max=30))
-    caption = fields.String(allow_none=True, validate=[validate.Length(max=20000), _fits_text])
-    hashtags = fields.List(fields.String(validate=validate.Length(min=1, max=150)),
-                           validate=[validate.Length(max=100), _fits_text_as_json])
-    mentions = fields.List(fields.String(validate=validate.Length(min=1, max=150)),
-                           validate=[validate.Length(max=100), _fits_text_as_json])
-    title = fields.String(allow_none=True, validate=validate.Length(max=500))
+    caption = _caption()
+    hashtags = _words()
+    mentions = _words()
+    title = _title()
     privacy_level = fields.String(validate=validate.OneOf(PLATFORM_PRIVACY))
     allow_comments = fields.Boolean()
     allow_duet = fields.Boolean()
@@ -51,6 +77,12 @@ class PublishSchema(Schema):
                               "Per-platform options, each checked by the platforms selected (e.g. tiktok_source, "
                               "facebook_mode, image_urls, items). An option none of the selected platforms accepts "
                               "is refused; the README's platform table lists them.")})
+    captions = _captions()
+    first_comment = _first_comment()
+
+
+class DraftSchema(PublishSchema):
+    """The body of /publish, saved as drafts."""
 
 
 class ScheduleSchema(PublishSchema):
@@ -59,11 +91,39 @@ class ScheduleSchema(PublishSchema):
         "description": "YYYY-MM-DD HH:MM:SS in the site's zone, or ISO 8601 with an offset or Z"})
 
 
+class ValidateSchema(PublishSchema):
+    scheduled_at = fields.String(validate=validate.Length(min=1, max=40), metadata={
+        "description": "When the post would go out (the quota is counted for that time); leave out for now"})
+
+
 class RescheduleSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
     scheduled_at = fields.String(required=True, validate=validate.Length(min=1, max=40))
+
+
+class EditSchema(Schema):
+    """`PATCH /posts/{id}`: any of these; what is left out stays as it is."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+    caption = _caption()
+    captions = _captions()
+    hashtags = _words()
+    mentions = _words()
+    title = _title()
+    privacy_level = fields.String(allow_none=True, validate=validate.OneOf(PLATFORM_PRIVACY))
+    allow_comments = fields.Boolean()
+    allow_duet = fields.Boolean()
+    allow_stitch = fields.Boolean()
+    options = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=64)), values=fields.Raw(),
+                          allow_none=True, validate=validate.Length(max=32),
+                          metadata={"description": "Replaces the post's options (null: none)"})
+    first_comment = _first_comment()
+    scheduled_at = fields.String(validate=validate.Length(min=1, max=40), metadata={
+        "description": "A scheduled post moves to this time; a draft keeps it as its planned time"})
 
 
 class PostQuerySchema(Schema):
@@ -74,8 +134,17 @@ class PostQuerySchema(Schema):
     platform = fields.String(validate=validate.OneOf(PLATFORMS))
     from_ = fields.String(data_key="from", validate=validate.Length(max=40))
     to = fields.String(validate=validate.Length(max=40))
+    group_id = fields.String(validate=validate.Length(min=1, max=64), metadata={
+        "description": "The posts of one submission (the group_id of its answer)"})
+    video_job_id = fields.String(validate=validate.Length(min=1, max=255))
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100000))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class IssueSchema(Schema):
+    field = fields.String(required=True, metadata={"example": "caption"})
+    code = fields.String(required=True, metadata={"example": "caption_too_long"})
+    message = fields.String(required=True)
 
 
 class CreatedPostSchema(Schema):
@@ -84,11 +153,15 @@ class CreatedPostSchema(Schema):
     status = fields.String(required=True)
     account_name = fields.String()
     scheduled_at = fields.String()
+    group_id = fields.String()
+    issues = fields.List(fields.Nested(IssueSchema), metadata={
+        "description": "Drafts: what the platform would refuse if it went out as it is"})
 
 
 class CreatedPostsSchema(Schema):
     success = fields.Boolean(required=True)
     message = fields.String(required=True)
+    group_id = fields.String(required=True, metadata={"description": "Ties the posts of this submission"})
     posts = fields.List(fields.Nested(CreatedPostSchema), required=True)
 
 
@@ -98,12 +171,22 @@ class PostAccountSchema(Schema):
     account_username = fields.String(allow_none=True)
     token_expires_at = fields.String(allow_none=True)
     needs_reconnect = fields.Boolean()
+    reconnect_reason = fields.String(allow_none=True)
 
 
 class ProgressSchema(Schema):
     sent = fields.Integer()
     total = fields.Integer()
     percent = fields.Float(allow_none=True)
+
+
+class FirstCommentStateSchema(Schema):
+    status = fields.String(required=True, metadata={
+        "description": "waiting (the post is not live yet), pending, posted, failed, unconfirmed, or cancelled "
+                       "with its post"})
+    platform_comment_id = fields.String(allow_none=True, required=True)
+    text = fields.String(allow_none=True)
+    error_message = fields.String(allow_none=True)
 
 
 class PostSummarySchema(Schema):
@@ -120,6 +203,8 @@ class PostSummarySchema(Schema):
     error_message = fields.String(allow_none=True)
     error_code = fields.String(allow_none=True)
     retry_count = fields.Integer()
+    group_id = fields.String(allow_none=True)
+    first_comment = fields.Nested(FirstCommentStateSchema, allow_none=True)
 
 
 class PostDetailSchema(PostSummarySchema):
@@ -134,6 +219,12 @@ class PostDetailSchema(PostSummarySchema):
     progress = fields.Nested(ProgressSchema, allow_none=True)
     outcome_unconfirmed = fields.Boolean()
     account = fields.Nested(PostAccountSchema, required=True)
+    title = fields.String(allow_none=True)
+    media_type = fields.String()
+    options = fields.Dict(keys=fields.String(), values=fields.Raw())
+    allow_comments = fields.Boolean()
+    allow_duet = fields.Boolean()
+    allow_stitch = fields.Boolean()
 
 
 class PostListSchema(Schema):
@@ -147,6 +238,44 @@ class PostListSchema(Schema):
 class PostEnvelopeSchema(Schema):
     success = fields.Boolean(required=True)
     post = fields.Nested(PostDetailSchema, required=True)
+
+
+class PostChangedSchema(Schema):
+    """An edited draft or scheduled post, or a draft moved on."""
+
+    success = fields.Boolean(required=True)
+    message = fields.String()
+    post = fields.Nested(PostDetailSchema, required=True)
+
+
+class QuotaStateSchema(Schema):
+    limit = fields.Integer(required=True)
+    used = fields.Integer(required=True)
+    remaining = fields.Integer(required=True)
+    resets_at = fields.String(allow_none=True, required=True, metadata={
+        "description": "When the oldest post counted leaves the window (UTC); null when none counts"})
+
+
+class AccountValidationSchema(Schema):
+    id = fields.Integer(required=True)
+    platform = fields.String(required=True)
+    ok = fields.Boolean(required=True)
+    errors = fields.List(fields.Nested(IssueSchema), required=True)
+    warnings = fields.List(fields.Nested(IssueSchema), metadata={"description": "Never refuse the post"})
+    caption_length = fields.Integer(required=True, metadata={"description": "Counted the platform's way"})
+    caption_limit = fields.Integer(required=True)
+    caption_counting = fields.String()
+    first_comment = fields.Boolean(metadata={"description": "Whether this post carries the first comment"})
+    privacy_level = fields.String(allow_none=True)
+    quota = fields.Nested(QuotaStateSchema, allow_none=True)
+
+
+class ValidationSchema(Schema):
+    success = fields.Boolean(required=True)
+    valid = fields.Boolean(required=True)
+    errors = fields.List(fields.Nested(IssueSchema), metadata={
+        "description": "What no selected platform would take (unknown options, a past time, ...)"})
+    accounts = fields.List(fields.Nested(AccountValidationSchema), required=True)
 
 
 class RescheduledSchema(Schema):

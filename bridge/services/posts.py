@@ -2,15 +2,21 @@
 
 Everything a post needs is checked before a row is written: the video belongs to the user and has
 an MP4, every account belongs to the user and is usable, and the content fits each platform (its
-caption counted the platform's way, hashtags, mentions, privacy, media type, size and duration).
-Then one row per account is written in one transaction and handed to the engine.
+caption, from `captions` where the request names the platform, counted the platform's way,
+hashtags, mentions, privacy, media type, size and duration, the first comment; see
+`bridge.services.composer`). Then one row per account is written in one transaction, all under one
+`group_id`, and handed to the engine.
+
+`retry_count` counts the creator's retries (the seed's rule: a post may be retried while it is
+below 3). The engine's own retries of passing errors are not counted in it: they show as a post
+waiting (`wait_reason` `retry`, `next_attempt_at`) and end in `failed` with a message when they run out.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-from dataclasses import replace
+import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
@@ -19,11 +25,11 @@ from sqlalchemy.exc import IntegrityError
 from bridge import queue
 from bridge.domain.status import Status, transition
 from bridge.errors import ApiError, Conflict, NotFound, ValidationFailed
-from bridge.platforms.base import MediaInfo, PostContent
-from bridge.platforms.errors import PlatformError
-from bridge.platforms.media import MediaSource
-from bridge.platforms.registry import client_class, get_client, option_names, privacy_values
+from bridge.platforms.base import PostContent
+from bridge.platforms.registry import client_class, privacy_values
 from bridge.runtime import Runtime
+from bridge.services import composer
+from bridge.services.accounts import reconnect_message
 from bridge.store.db import utcnow
 from bridge.store.posts import waiting
 from bridge.timefmt import fmt
@@ -81,7 +87,9 @@ def _video(rt: Runtime, user_id: int, job_id: str):
     return row
 
 
-def _accounts(rt: Runtime, user_id: int, ids: list[int]) -> list:
+def _accounts(rt: Runtime, user_id: int, ids: list[int], *, usable: bool = True) -> list:
+    """The user's active accounts `ids`, in that order (404 for any other). With `usable`, an
+    account that must be connected again is a 409 that says so."""
     a = rt.tables.accounts
     with rt.engine.connect() as conn:
         rows = {int(r["id"]): r for r in conn.execute(
@@ -90,75 +98,53 @@ def _accounts(rt: Runtime, user_id: int, ids: list[int]) -> list:
     if missing:
         raise NotFound(f"Account {missing[0]} was not found.", code="account_not_found")
     stale = [rows[i] for i in ids if rows[i]["needs_reconnect"]]
-    if stale:
-        raise Conflict(f"The {stale[0]['platform']} account {stale[0]['account_name']} must be connected again "
-                       f"before it can publish.", code="account_needs_reconnect")
+    if stale and usable:
+        raise Conflict(reconnect_message(stale[0]), code="account_needs_reconnect")
     return [rows[i] for i in ids]
-
-
-def _content(body: dict, video) -> PostContent:
-    return PostContent(
-        caption=body.get("caption") or "",
-        hashtags=list(body.get("hashtags") or []),
-        mentions=list(body.get("mentions") or []),
-        title=body.get("title"),
-        # no default here: each platform has its own (TikTok none: the creator must choose)
-        privacy_level=body.get("privacy_level") or None,
-        allow_comments=body.get("allow_comments", True),
-        allow_duet=body.get("allow_duet", True),
-        allow_stitch=body.get("allow_stitch", True),
-        video_url=video["mp4_url"],
-        thumbnail_url=body.get("thumbnail_url") or video["thumbnail_url"],
-        media_type=body.get("media_type") or "video",
-        extra=dict(body.get("options") or {}),
-    )
-
-
-def _probe(rt: Runtime, url: str) -> MediaInfo:
-    try:
-        return MediaSource(rt.settings, url).probe()
-    except PlatformError as exc:
-        raise ApiError(exc.message, status=422, code=exc.code if exc.code.startswith("media") else "video_unreachable",
-                       errors={"video": [exc.message]}) from None
-
-
-def privacy_for(platform: str, content: PostContent) -> str | None:
-    """The privacy a post to `platform` is stored with: the creator's choice, else the platform's
-    default (none for TikTok, whose validation then refuses the post)."""
-    return content.privacy_level or client_class(platform).default_privacy
-
-
-def unknown_option_issues(content: PostContent, platforms: list[str]) -> dict[str, list[str]]:
-    """Options that none of the selected platforms accepts are refused (a typo must not be
-    silently dropped, nor anything stored that no platform reads)."""
-    known = option_names()
-    errors: dict[str, list[str]] = {}
-    for name in content.extra:
-        takers = known.get(name, ())
-        if any(platform in takers for platform in platforms):
-            continue
-        where = f"it applies to {', '.join(takers)} only" if takers else "no platform has it"
-        errors[f"options.{name}"] = [f"Unknown option {name[:64]!r} for the selected accounts: {where}."]
-    return errors
 
 
 def validate_for_accounts(rt: Runtime, content: PostContent, accounts: list) -> None:
     """Every rule each account's platform would apply, before anything is stored: its content
     rules and its options (422 naming each field, e.g. `tiktok.options.photo_cover_index`)."""
+    sub = composer.Submission(content)
     platforms = list(dict.fromkeys(account["platform"] for account in accounts))
-    errors = unknown_option_issues(content, platforms)
-    first = ("unknown_option", next(iter(errors.values()))[0]) if errors else None
-    media = _probe(rt, content.video_url) if content.media_type == "video" and content.video_url else None
-    for platform in platforms:
-        client = get_client(rt.settings, platform)
-        own = replace(content, privacy_level=privacy_for(platform, content))
-        for issue in client.validate(own, media):
-            key = f"{platform}.{issue.field}"
-            errors.setdefault(key, []).append(issue.message)
-            first = first or (issue.code, issue.message)
-    if first:
-        code, message = first
-        raise ValidationFailed(message, code=code, errors=errors)
+    composer.refuse(composer.request_issues(sub, platforms),
+                    composer.check(rt, sub, accounts, composer.probe(rt, content)))
+
+
+def check_submission(rt: Runtime, sub: composer.Submission, accounts: list) -> list[composer.AccountCheck]:
+    """Everything `/publish` and `/schedule` check (422 when anything is refused); returns each
+    account's post as it will be stored."""
+    platforms = list(dict.fromkeys(account["platform"] for account in accounts))
+    problems = composer.request_issues(sub, platforms)
+    checks = composer.check(rt, sub, accounts, composer.probe(rt, sub.content))
+    composer.refuse(problems, checks)
+    return checks
+
+
+def new_group_id() -> str:
+    """The opaque id shared by the posts of one submission."""
+    return uuid.uuid4().hex
+
+
+def post_values(user_id: int, video, account, check: composer.AccountCheck, body: dict, *, status: Status,
+                scheduled_at: datetime | None, group_id: str, now: datetime) -> dict:
+    """The row of one account's post."""
+    content = check.content
+    metadata = {"title": content.title, "media_type": content.media_type, "options": content.extra}
+    if check.first_comment:
+        metadata["first_comment"] = check.first_comment
+    return dict(
+        wp_user_id=user_id, video_job_id=video["job_id"], social_account_id=account["id"],
+        platform=account["platform"], status=status.value, scheduled_at=scheduled_at,
+        video_url=video["mp4_url"], thumbnail_url=content.thumbnail_url, caption=content.caption,
+        hashtags=json.dumps(content.hashtags), mentions=json.dumps(content.mentions),
+        location=body.get("location"), privacy_level=content.privacy_level,
+        allow_comments=int(bool(content.allow_comments)), allow_duet=int(bool(content.allow_duet)),
+        allow_stitch=int(bool(content.allow_stitch)), retry_count=0, metadata=json.dumps(metadata),
+        next_attempt_at=(scheduled_at or now) if status is not Status.DRAFT else None, group_id=group_id,
+        created_at=now, updated_at=now,
+    )
 
 
 # The furthest ahead a post may be scheduled: a wake-up parked for years is a job nobody needs.
@@ -177,42 +163,33 @@ def check_scheduled_at(when: datetime, field: str = "scheduled_at") -> None:
 
 def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetime | None,
                  idem_key: str | None = None) -> dict:
-    """Validate, store one row per account, hand over to the engine. `scheduled_at` is naive UTC
-    (None: publish now)."""
+    """Validate, store one row per account under one group id, hand over to the engine.
+    `scheduled_at` is naive UTC (None: publish now)."""
     if scheduled_at is not None:
         check_scheduled_at(scheduled_at)
     account_ids = list(dict.fromkeys(int(i) for i in body["accounts"]))
     video = _video(rt, user_id, body["video_job_id"])
     accounts = _accounts(rt, user_id, account_ids)
-    content = _content(body, video)
-    validate_for_accounts(rt, content, accounts)
+    sub = composer.submission(body, video["mp4_url"], video["thumbnail_url"])
+    checks = check_submission(rt, sub, accounts)
     status = Status.SCHEDULED if scheduled_at else Status.PUBLISHING
     route = "schedule" if scheduled_at else "publish"
 
     def produce(conn) -> dict:
         p = rt.tables.posts
-        now = utcnow()
+        now, group_id = utcnow(), new_group_id()
         created = []
-        for account in accounts:
-            post_id = conn.execute(insert(p).values(
-                wp_user_id=user_id, video_job_id=video["job_id"], social_account_id=account["id"],
-                platform=account["platform"], status=status.value, scheduled_at=scheduled_at,
-                video_url=video["mp4_url"], thumbnail_url=content.thumbnail_url, caption=content.caption,
-                hashtags=json.dumps(content.hashtags), mentions=json.dumps(content.mentions),
-                location=body.get("location"), privacy_level=privacy_for(account["platform"], content),
-                allow_comments=int(bool(content.allow_comments)), allow_duet=int(bool(content.allow_duet)),
-                allow_stitch=int(bool(content.allow_stitch)), retry_count=0,
-                metadata=json.dumps({"title": content.title, "media_type": content.media_type,
-                                     "options": content.extra}),
-                next_attempt_at=scheduled_at or now, created_at=now, updated_at=now,
-            )).inserted_primary_key[0]
+        for account, check in zip(accounts, checks):
+            post_id = conn.execute(insert(p).values(**post_values(
+                user_id, video, account, check, body, status=status, scheduled_at=scheduled_at, group_id=group_id,
+                now=now))).inserted_primary_key[0]
             item = {"id": int(post_id), "platform": account["platform"], "status": status.value,
-                    "account_name": account["account_name"]}
+                    "account_name": account["account_name"], "group_id": group_id}
             if scheduled_at:
                 item["scheduled_at"] = fmt(scheduled_at)
             created.append(item)
         message = "Posts scheduled successfully" if scheduled_at else "Publishing initiated"
-        return {"success": True, "message": message, "posts": created}
+        return {"success": True, "message": message, "group_id": group_id, "posts": created}
 
     answer = idempotent(rt, user_id, route, idem_key, {**body, "scheduled_at": fmt(scheduled_at)}, produce)
     for item in answer["posts"]:
@@ -221,12 +198,21 @@ def create_posts(rt: Runtime, user_id: int, body: dict, *, scheduled_at: datetim
 
 
 # -------------------------------------------------------------------------------- reading
+def _comment_columns(rt: Runtime) -> list:
+    c = rt.tables.first_comments
+    return [c.c.status.label("comment_status"), c.c.platform_comment_id.label("comment_platform_id"),
+            c.c.error_message.label("comment_error")]
+
+
 def _post_row(rt: Runtime, user_id: int, post_id: int):
-    p, a = rt.tables.posts, rt.tables.accounts
+    p, a, c = rt.tables.posts, rt.tables.accounts, rt.tables.first_comments
     with rt.engine.connect() as conn:
         row = conn.execute(
-            select(p, a.c.account_name, a.c.account_username, a.c.token_expires_at, a.c.needs_reconnect)
+            select(p, a.c.account_name, a.c.account_username, a.c.token_expires_at, a.c.needs_reconnect,
+                   a.c.reconnect_reason, a.c.is_active.label("account_active"), a.c.platform.label("account_platform"),
+                   *_comment_columns(rt))
             .join(a, a.c.id == p.c.social_account_id)
+            .outerjoin(c, c.c.post_id == p.c.id)
             .where(p.c.id == post_id, p.c.wp_user_id == user_id)
         ).mappings().first()
     if row is None:
@@ -252,6 +238,21 @@ def _metadata(raw) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def first_comment_view(row, metadata: dict) -> dict | None:
+    """Where the post's first comment stands: `waiting` until the post is live (`cancelled` with
+    the post), then `pending`, `posted` (with the platform's id), `failed` or `unconfirmed`;
+    None when it has none."""
+    text = metadata.get("first_comment")
+    status = row.get("comment_status")
+    if not text and status is None:
+        return None
+    if status is None:
+        # no row yet: the post is not live (a post published without one never had it handed over)
+        status = {"cancelled": "cancelled", "published": "not_posted"}.get(row["status"], "waiting")
+    return {"status": status, "platform_comment_id": row.get("comment_platform_id"),
+            "text": text, "error_message": row.get("comment_error") if status in ("failed", "unconfirmed") else None}
+
+
 def post_view(row, *, full: bool = False) -> dict:
     metadata = _metadata(row["metadata"])
     view = {
@@ -268,6 +269,8 @@ def post_view(row, *, full: bool = False) -> dict:
         "error_message": row["error_message"],
         "error_code": row["error_code"],
         "retry_count": int(row["retry_count"] or 0),
+        "group_id": row["group_id"],
+        "first_comment": first_comment_view(row, metadata),
         **waiting(row),
     }
     if full:
@@ -288,7 +291,14 @@ def post_view(row, *, full: bool = False) -> dict:
                 "account_username": row["account_username"],
                 "token_expires_at": fmt(row["token_expires_at"]),
                 "needs_reconnect": bool(row["needs_reconnect"]),
+                "reconnect_reason": row["reconnect_reason"] if row["needs_reconnect"] else None,
             },
+            "title": metadata.get("title"),
+            "media_type": metadata.get("media_type") or "video",
+            "options": metadata.get("options") or {},
+            "allow_comments": bool(row["allow_comments"]),
+            "allow_duet": bool(row["allow_duet"]),
+            "allow_stitch": bool(row["allow_stitch"]),
         })
     return view
 
@@ -298,12 +308,11 @@ def get_post(rt: Runtime, user_id: int, post_id: int) -> dict:
 
 
 def list_posts(rt: Runtime, user_id: int, query: dict) -> dict:
-    p, a = rt.tables.posts, rt.tables.accounts
+    p, a, c = rt.tables.posts, rt.tables.accounts, rt.tables.first_comments
     conditions = [p.c.wp_user_id == user_id]
-    if query.get("status"):
-        conditions.append(p.c.status == query["status"])
-    if query.get("platform"):
-        conditions.append(p.c.platform == query["platform"])
+    for name in ("status", "platform", "group_id", "video_job_id"):
+        if query.get(name):
+            conditions.append(p.c[name] == query[name])
     start, end = query.get("from"), query.get("to")
     if start or end:
         def window(column):
@@ -319,7 +328,8 @@ def list_posts(rt: Runtime, user_id: int, query: dict) -> dict:
     with rt.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(p).where(*conditions)).scalar()
         rows = conn.execute(
-            select(p, a.c.account_name).join(a, a.c.id == p.c.social_account_id).where(*conditions)
+            select(p, a.c.account_name, *_comment_columns(rt)).join(a, a.c.id == p.c.social_account_id)
+            .outerjoin(c, c.c.post_id == p.c.id).where(*conditions)
             .order_by(p.c.created_at.desc(), p.c.id.desc()).limit(per_page).offset((page - 1) * per_page)
         ).mappings().all()
     return {"success": True, "total": int(total), "page": page, "per_page": per_page,
@@ -367,14 +377,25 @@ def cancel(rt: Runtime, user_id: int, post_id: int) -> dict:
     return {"success": True, "message": "Post cancelled successfully"}
 
 
+MAX_RETRIES = 3
+
+
 def retry(rt: Runtime, user_id: int, post_id: int) -> dict:
-    """Retry a failed post. A post whose outcome was never confirmed is checked against the
-    platform first (the engine reconciles before it sends anything again)."""
+    """Retry a failed post, while its `retry_count` (the creator's retries) is below 3. A post
+    whose outcome was never confirmed is checked against the platform first (the engine
+    reconciles before it sends anything again)."""
     row = _post_row(rt, user_id, post_id)
     if row["status"] != Status.FAILED.value:
         raise _wrong_state(row, "retried", "failed")
+    if int(row["retry_count"] or 0) >= MAX_RETRIES:
+        raise Conflict(f"This post was already retried {MAX_RETRIES} times; create a new post instead.",
+                       code="retry_limit_reached")
+    if not row["account_active"]:
+        raise Conflict(f"The {client_class(row['account_platform']).display_name} account {row['account_name']} was "
+                       f"disconnected; reconnect it, then retry this post.", code="account_disconnected")
     if row["needs_reconnect"]:
-        raise Conflict("Connect the account again before retrying this post.", code="account_needs_reconnect")
+        raise Conflict(reconnect_message({**row, "platform": row["account_platform"]}),
+                       code="account_needs_reconnect")
     metadata = _metadata(row["metadata"])
     if row["error_code"] == "unconfirmed":
         metadata["reconcile_first"] = True

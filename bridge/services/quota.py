@@ -60,6 +60,8 @@ class QuotaView:
     used: int
     next_slot_at: datetime | None
     source: str
+    # when the oldest post counted leaves the window (the count goes down), None when none counts
+    resets_at: datetime | None = None
 
     @property
     def remaining(self) -> int:
@@ -86,7 +88,8 @@ def usage(rt: Runtime, account_id: int, platform: str, *, exclude_post: int | No
     if len(times) >= limit:
         # the oldest post inside the window leaves it first
         next_slot = times[len(times) - limit] + WINDOW
-    view = QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge")
+    view = QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge",
+                     resets_at=times[0] + WINDOW if times else None)
     project = project_usage(rt, platform, exclude_post=exclude_post)
     if project is not None and project.remaining < view.remaining:
         return project
@@ -108,23 +111,59 @@ def project_usage(rt: Runtime, platform: str, *, exclude_post: int | None = None
     with rt.engine.connect() as conn:
         used = int(conn.execute(query).scalar() or 0)
     next_slot = next_day_start(declared.zone) if used >= declared.limit else None
-    return QuotaView(limit=declared.limit, used=used, next_slot_at=next_slot, source="project")
+    return QuotaView(limit=declared.limit, used=used, next_slot_at=next_slot, source="project",
+                     resets_at=next_day_start(declared.zone) if used else None)
 
 
-def quota_view(rt: Runtime, user_id: int, account_id: int) -> dict:
+def usage_when(rt: Runtime, account_id: int, platform: str, when: datetime) -> QuotaView:
+    """The account's count as a post due at `when` (naive UTC, in the future) will find it: what
+    went out in the 24 h before it, and what is scheduled before it within them. A post over the
+    count is not refused: it waits for `next_slot_at`."""
+    p = rt.tables.posts
+    since = when - WINDOW
+    gone = func.coalesce(p.c.published_at, p.c.updated_at)
+    with rt.engine.connect() as conn:
+        times = [t for t in conn.execute(select(gone).where(
+            p.c.social_account_id == account_id, p.c.status.in_(ACTIVE), gone >= since)).scalars() if t is not None]
+        times += [t for t in conn.execute(select(p.c.scheduled_at).where(
+            p.c.social_account_id == account_id, p.c.status == "scheduled", p.c.scheduled_at >= since,
+            p.c.scheduled_at <= when)).scalars() if t is not None]
+    times.sort()
+    limit = limit_for(rt.settings, platform)
+    next_slot = times[len(times) - limit] + WINDOW if len(times) >= limit else None
+    return QuotaView(limit=limit, used=len(times), next_slot_at=next_slot, source="bridge",
+                     resets_at=times[0] + WINDOW if times else None)
+
+
+def summary(view: QuotaView) -> dict:
+    """`{limit, used, remaining, resets_at}` as the composer shows it."""
+    return {"limit": view.limit, "used": view.used, "remaining": view.remaining, "resets_at": fmt(view.resets_at)}
+
+
+def account_usage(rt: Runtime, row) -> QuotaView:
+    """The account's quota now: the platform's own report where it has one (Instagram), else the
+    bridge's count."""
     from bridge.platforms.errors import PlatformError
     from bridge.platforms.registry import get_client
-    from bridge.services.oauth import account_ref, owned_account
+    from bridge.services.oauth import account_ref
 
-    row = owned_account(rt, user_id, account_id)
-    view = usage(rt, account_id, row["platform"])
+    view = usage(rt, int(row["id"]), row["platform"])
     try:
         reported = get_client(rt.settings, row["platform"]).quota(account_ref(rt, row))
     except PlatformError:
         reported = None
     if reported is not None and reported.limit is not None and reported.used is not None:
         view = QuotaView(limit=reported.limit, used=reported.used,
-                         next_slot_at=view.next_slot_at if reported.used >= reported.limit else None, source="platform")
+                         next_slot_at=view.next_slot_at if reported.used >= reported.limit else None, source="platform",
+                         resets_at=view.resets_at)
+    return view
+
+
+def quota_view(rt: Runtime, user_id: int, account_id: int) -> dict:
+    from bridge.services.oauth import owned_account
+
+    row = owned_account(rt, user_id, account_id)
+    view = account_usage(rt, row)
     return {
         "success": True,
         "account_id": int(row["id"]),

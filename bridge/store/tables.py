@@ -118,11 +118,14 @@ class Tables:
             Column("lease_until", DateTime),
             # Bridge addition (sql/*/0006): why a publishing post waits (store/posts.WAIT_REASONS).
             Column("wait_reason", String(16)),
+            # Bridge addition (sql/*/0008): the posts of one submission share it.
+            Column("group_id", String(36)),
             Index("user_posts", "wp_user_id", "status"),
             Index("scheduled_posts", "status", "scheduled_at"),
             Index("video_job", "video_job_id"),
             Index("social_account", "social_account_id"),
             Index("platform_status", "platform", "status"),
+            Index("bridge_group", "group_id"),
             # Bridge indexes (sql/*/0009): the dashboard's reads and the analytics sync.
             Index("bridge_user_created", "wp_user_id", "created_at", "id"),
             Index("bridge_user_published", "wp_user_id", "status", "published_at", "platform", "social_account_id"),
@@ -222,6 +225,28 @@ class Tables:
             Column("source", String(16), nullable=False),
             Column("event_key", String(64), nullable=False),
             Column("received_at", DateTime, server_default=func.current_timestamp()),
+        )
+        # A live post's first comment (sql/*/0008): its text, where it stands, the write-ahead
+        # marker of a send in flight and the lease of the worker that holds it.
+        self.first_comments = Table(
+            f"{prefix}aurareels_bridge_first_comments",
+            self.metadata,
+            Column("post_id", _Id, ForeignKey(f"{prefix}aurareels_social_posts.id", ondelete="CASCADE"),
+                   primary_key=True, autoincrement=False),
+            Column("message", Text, nullable=False),
+            Column("status", String(16), nullable=False, server_default="pending"),
+            Column("platform_comment_id", String(255)),
+            Column("attempts", Integer, nullable=False, server_default="0"),
+            Column("in_flight", _Bool, nullable=False, server_default="0"),
+            Column("sent_at", DateTime),
+            Column("next_attempt_at", DateTime),
+            Column("lease_owner", String(64)),
+            Column("lease_until", DateTime),
+            Column("error_code", String(64)),
+            Column("error_message", Text),
+            Column("created_at", DateTime, server_default=func.current_timestamp()),
+            Column("updated_at", DateTime, server_default=func.current_timestamp()),
+            Index("bridge_comment_due", "status", "next_attempt_at"),
         )
         # Read only: the uploader plugin owns this table.
         self.videos = Table(

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bridge.config import ConfigError, Settings
-from bridge.platforms.base import AccountRef, PostContent, PublishJob
+from bridge.platforms.base import AccountRef, CommentTarget, PostContent, PublishJob
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -126,8 +126,8 @@ def test_connect_gives_every_page_with_its_page_token(client, emu):
     query = parse_qs(urlsplit(url).query)
     assert query["client_id"] == [APP_ID]
     # publish_video is the Live Video permission (App Review): not asked, and not needed for reels
-    assert query["scope"] == ["pages_show_list,pages_read_engagement,pages_manage_posts,read_insights,"
-                              "business_management"]
+    assert query["scope"] == ["pages_show_list,pages_read_engagement,pages_manage_posts,pages_manage_engagement,"
+                              "read_insights,business_management"]
     user = emu.world.ensure_user("bakery")
     second = emu.world.add_page(user["id"], name="Bakery Deals")
     emu.world.add_page(user["id"], name="Analytics only", tasks=["ANALYZE"])  # cannot post: skipped
@@ -242,6 +242,50 @@ def test_multi_photo_post(client, emu, account):
     assert stages == ["start", "photo_items", "photo_items", "feed_attached"]
     assert [r["kind"] for r in emu.published] == ["album"]
     assert all(p["attached"] and not p["published"] for p in emu.photos.values())
+
+
+# ------------------------------------------------------------------------------------ first comment
+@pytest.mark.parametrize("kind", ["text", "reel"])
+def test_first_comment_goes_under_the_post_or_the_reel_as_the_page(kind, client, emu, account):
+    job = (make_job(client, account, media_type="text", video_url=None) if kind == "text"
+           else video_job(client, account, "reel"))
+    result, _ = run(client, job, emu)
+    target = CommentTarget(result.platform_post_id, result.platform_post_url)
+    comment_id = client.post_comment(account, target, "Full recipe in the first comment 👇")
+    [made] = emu.snapshot()["comments"]
+    assert made == {"id": comment_id, "object": result.platform_post_id, "author": account.account_id,
+                    "message": "Full recipe in the first comment 👇"}
+    assert client.find_comment(account, target, "Full recipe in the first comment 👇", None) == comment_id
+    assert client.find_comment(account, target, "something else", None) is None
+
+
+def test_first_comment_needs_pages_manage_engagement(client, emu, account):
+    result, _ = run(client, make_job(client, account, media_type="text", video_url=None), emu)
+    record = emu.world.tokens[account.access_token]
+    emu.world.revoke(record.user, record.client_id, "pages_manage_engagement")
+    with pytest.raises(Reauthorize) as refused:
+        client.post_comment(account, CommentTarget(result.platform_post_id), "First!")
+    assert refused.value.code == "permission_missing" and refused.value.platform_code == 200
+    assert emu.snapshot()["comments"] == []
+
+
+def test_strict_comments_as_the_page_only_on_its_live_objects(client, emu, sandbox_url, account):
+    result, _ = run(client, make_job(client, account, media_type="text", video_url=None), emu)
+    post = result.platform_post_id
+    _, [other] = connect(client, user="someone_else")
+    foreign = raw(sandbox_url, "POST", f"{post}/comments", other.tokens.access_token, data={"message": "hi"})
+    assert error_of(foreign)["code"] == 200 and "pages_manage_engagement" in error_of(foreign)["message"]
+    user_token, _ = connect(client)
+    as_user = raw(sandbox_url, "POST", f"{post}/comments", user_token.access_token, data={"message": "hi"})
+    assert error_of(as_user)["code"] == 210
+    empty = raw(sandbox_url, "POST", f"{post}/comments", account.access_token, data={})
+    assert error_of(empty)["message"] == "(#100) Missing message or attachment"
+    long = raw(sandbox_url, "POST", f"{post}/comments", account.access_token, data={"message": "x" * 8001})
+    assert error_of(long)["code"] == 100
+    assert raw(sandbox_url, "DELETE", post, account.access_token).json() == {"success": True}
+    gone = raw(sandbox_url, "POST", f"{post}/comments", account.access_token, data={"message": "hi"})
+    assert (error_of(gone)["code"], error_of(gone)["error_subcode"]) == (100, 33)
+    assert emu.snapshot()["comments"] == []
 
 
 # ------------------------------------------------------------------------------------ videos

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bridge.config import Settings
-from bridge.platforms.base import AccountRef, PostContent, PublishJob, Quota
+from bridge.platforms.base import AccountRef, CommentTarget, PostContent, PublishJob, Quota
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -119,7 +119,7 @@ def test_connect_authorize_exchange_and_accounts(client, login):
     assert parts.path.endswith(f"/www.facebook.com/{GRAPH_VERSION}/dialog/oauth")
     assert query["client_id"] == [APP_ID] and query["response_type"] == ["code"]
     assert query["scope"] == ["instagram_basic,instagram_content_publish,instagram_manage_insights,"
-                              "pages_show_list,pages_read_engagement,business_management"]
+                              "instagram_manage_comments,pages_show_list,pages_read_engagement,business_management"]
     assert query["redirect_uri"] == ["https://bridge.example/wp-json/aurareels/v1/social/callback/instagram"]
 
     answer = oauth_driver.consent(url, user="sunny_days")
@@ -370,6 +370,39 @@ def test_metrics_read_reach_and_saves_and_grow_with_the_sandbox_clock(client, em
     assert later.reach <= later.views
 
 
+# ------------------------------------------------------------------------------------ first comment
+def test_first_comment_is_posted_under_the_media_and_found_again(client, emu, account):
+    result, _ = run(client, make_job(client, account), emu)
+    target = CommentTarget(result.platform_post_id, result.platform_post_url)
+    comment_id = client.post_comment(account, target, "Link in bio ✨ #sunset")
+    [made] = emu.snapshot()["comments"]
+    assert made == {"id": comment_id, "object": result.platform_post_id, "message": "Link in bio ✨ #sunset",
+                    "author": account.account_id}
+    assert client.find_comment(account, target, "Link in bio ✨ #sunset", datetime.now(timezone.utc)) == comment_id
+    assert client.find_comment(account, target, "another text", datetime.now(timezone.utc)) is None
+    assert client.fetch_metrics(account, result.platform_post_id).comments == 1
+
+
+def test_first_comment_needs_the_manage_comments_permission(client, emu, login, account):
+    result, _ = run(client, make_job(client, account), emu)
+    record = login.world.tokens[account.access_token]
+    login.world.revoke(record.user, record.client_id, "instagram_manage_comments")
+    with pytest.raises(Reauthorize) as refused:
+        client.post_comment(account, CommentTarget(result.platform_post_id), "First!")
+    assert refused.value.platform_code == 10
+    assert emu.snapshot()["comments"] == []
+
+
+def test_lost_first_comment_answer_is_unknown_and_the_comment_is_found(client, emu, sandbox, account):
+    result, _ = run(client, make_job(client, account), emu)
+    target = CommentTarget(result.platform_post_id)
+    sandbox.inject("instagram", kind="lost", path=r"/comments$", method="POST")
+    with pytest.raises(UnknownOutcome):
+        client.post_comment(account, target, "First!")
+    [made] = emu.snapshot()["comments"]
+    assert client.find_comment(account, target, "First!", datetime.now(timezone.utc)) == made["id"]
+
+
 # ------------------------------------------------------------------------------------ errors and faults
 def test_expired_token_is_token_expired(client, sandbox, account):
     sandbox.inject("instagram", kind="error", error="token_expired", path="/media$")
@@ -518,6 +551,24 @@ def test_strict_caption_over_2200_characters(sandbox_url, account, token):
                data={"image_url": "https://media.sandbox.aurareels.test/images/a.jpg",
                      "caption": " ".join(f"#t{n}" for n in range(31))})
     assert error_of(tags)["error_subcode"] == 2207010
+
+
+def test_strict_comment_needs_a_message_within_2200_characters_on_existing_media(client, emu, sandbox_url, account,
+                                                                                token):
+    result, _ = run(client, make_job(client, account), emu)
+    media = result.platform_post_id
+    empty = raw(sandbox_url, "POST", f"{media}/comments", token)
+    assert empty.status_code == 400 and error_of(empty)["code"] == 100 and "message" in error_of(empty)["message"]
+    long = raw(sandbox_url, "POST", f"{media}/comments", token, params={"message": "é" * 2201})
+    assert long.status_code == 400 and error_of(long)["code"] == 100
+    unknown = raw(sandbox_url, "POST", "17920000000000001/comments", token, params={"message": "hi"})
+    assert (error_of(unknown)["code"], error_of(unknown)["error_subcode"]) == (100, 33)
+    made = raw(sandbox_url, "POST", f"{media}/comments", token, params={"message": "hi"})
+    assert made.status_code == 200 and made.json()["id"].startswith("1789")
+    listed = raw(sandbox_url, "GET", f"{media}/comments", token, params={"fields": "id,text,username,secret"})
+    assert listed.status_code == 400 and "nonexisting field (secret)" in error_of(listed)["message"]
+    listed = raw(sandbox_url, "GET", f"{media}/comments", token, params={"fields": "id,text"})
+    assert listed.json()["data"] == [{"id": made.json()["id"], "text": "hi"}]
 
 
 def test_strict_expired_and_missing_tokens(client, sandbox, sandbox_url, account):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bridge.config import ConfigError, Settings
-from bridge.platforms.base import AccountRef, PostContent, PublishJob, StepResult
+from bridge.platforms.base import AccountRef, CommentTarget, PostContent, PublishJob, StepResult
 from bridge.platforms.errors import RateLimited, Reauthorize, Rejected, TokenExpired, Transient, UnknownOutcome
 from bridge.platforms.linkedin import API_VERSION, LinkedInClient, little_text, seconds_to_utc_midnight, sunset_of
 from tests.platforms import oauth_driver
@@ -190,6 +190,27 @@ def test_text_post_escapes_little_text_and_maps_visibility(linkedin, client, acc
     assert published["visibility"] == "CONNECTIONS"
     stored = linkedin.posts[result.platform_post_id]["commentary"]
     assert "{hashtag|\\#|Sale}" in stored and "\\#summer\\_fun" in stored and "\\(really\\)" in stored
+
+
+def test_first_comment_is_a_comment_of_the_member_under_the_post(linkedin, client, account):
+    result, _ = drive(client, job_for(account, client, caption="Hiring!", media_type="text"), linkedin)
+    target = CommentTarget(result.platform_post_id, result.platform_post_url)
+    comment = client.post_comment(account, target, "Apply here: https://aurareels.com/jobs (remote ok)")
+    assert comment.startswith("urn:li:comment:(urn:li:activity:")
+    [made] = linkedin.snapshot()["comments"]
+    assert made == {"id": comment, "object": result.platform_post_id, "author": f"urn:li:person:{account.account_id}",
+                    "message": "Apply here: https://aurareels.com/jobs (remote ok)"}
+    reader = AccountRef(id=1, account_id=account.account_id, access_token=linkedin.issue_token("creator1",
+                                                                                              READER_SCOPES))
+    assert client.find_comment(reader, target, "Apply here: https://aurareels.com/jobs (remote ok)", None) == comment
+    assert client.find_comment(reader, target, "not there", None) is None
+
+
+def test_first_comment_cannot_be_checked_without_r_member_social(linkedin, client, account):
+    result, _ = drive(client, job_for(account, client, caption="Hiring!", media_type="text"), linkedin)
+    with pytest.raises(UnknownOutcome) as unknown:
+        client.find_comment(account, CommentTarget(result.platform_post_id), "First!", None)
+    assert unknown.value.code == "unconfirmed"
 
 
 def test_little_text_unescaped_is_cut_by_linkedin(linkedin):
@@ -686,6 +707,28 @@ def test_strict_unknown_field_and_wrong_distribution(api):
     assert unknown.json()["errorDetails"]["inputErrors"][0]["code"] == "UNRECOGNIZED_FIELD"
     dark = api.post(distribution={"feedDistribution": "NONE"})
     assert dark.status_code == 422 and "/distribution/feedDistribution" in dark.json()["message"]
+
+
+def test_strict_comment_fields_actor_and_length(api, linkedin):
+    urn = api.post().headers["x-restli-id"]
+    path = f"/rest/socialActions/{quote(urn, safe='')}/comments"
+    body = {"actor": api.author, "object": urn, "message": {"text": "hi"}}
+    missing = api.call("POST", path, json={"actor": api.author, "object": urn})
+    assert missing.status_code == 422 and missing.json()["errorDetails"]["inputErrors"][0]["code"] == "MISSING_FIELD"
+    other = linkedin.member("someone.else")["sub"]
+    foreign = api.call("POST", path, json={**body, "actor": f"urn:li:person:{other}"})
+    assert foreign.status_code == 403 and "partnerApiSocialActions.CREATE" in foreign.json()["message"]
+    elsewhere = api.call("POST", path, json={**body, "object": "urn:li:share:1"})
+    assert elsewhere.status_code == 422 and "/object" in elsewhere.json()["message"]
+    long = api.call("POST", path, json={**body, "message": {"text": "é" * 1251}})
+    assert long.status_code == 422 and "MAX_LENGTH_EXCEEDED" in long.text
+    raw = api.call("POST", f"/rest/socialActions/{urn}/comments", json=body)
+    assert raw.status_code == 400 and "URL-encoded" in raw.json()["message"]
+    made = api.call("POST", path, json=body)
+    assert made.status_code == 201 and made.headers["x-restli-id"] == made.json()["commentUrn"]
+    listed = api.call("GET", path)
+    assert listed.status_code == 403  # reading comments needs r_member_social
+    assert linkedin.engagement[urn]["comments"] == 1
 
 
 def test_strict_urn_in_path_must_be_encoded(api):

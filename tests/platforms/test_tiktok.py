@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from bridge.platforms import tiktok as tt
-from bridge.platforms.base import AccountRef, PostContent, PublishJob, Quota
+from bridge.platforms.base import AccountRef, CommentTarget, PostContent, PublishJob, Quota
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -565,6 +565,15 @@ def test_unaudited_app_is_offered_self_only_and_nothing_else(client, emu, sandbo
     friends = call(sandbox_url, "/v2/post/publish/video/init/", account.access_token,
                    init_body(privacy_level="MUTUAL_FOLLOW_FRIENDS"))
     assert_api_error(friends, 403, "privacy_level_option_mismatch")
+
+
+def test_tiktok_has_no_first_comment_and_sends_nothing_for_one(client, sandbox, account):
+    assert TikTokClient.first_comment is None
+    assert [i.code for i in client.first_comment_issues("First!")] == ["first_comment_unsupported"]
+    before = len(sandbox.requests("tiktok"))
+    with pytest.raises(Rejected) as refused:
+        client.post_comment(account, CommentTarget("v_pub_1"), "First!")
+    assert refused.value.code == "first_comment_unsupported" and len(sandbox.requests("tiktok")) == before
 
 
 def test_account_options_come_from_the_creator_info(client, emu, account):

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from bridge.platforms.base import AccountRef, PostContent, PublishJob, TokenSet
+from bridge.platforms.base import AccountRef, CommentTarget, PostContent, PublishJob, TokenSet
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -381,6 +381,56 @@ def test_reconcile_reads_only_a_few_posts(client, account, emu, sandbox):
     assert settled.done
     [read] = [e for e in sandbox.requests("twitter") if e["path"].endswith("/tweets") and e["method"] == "GET"]
     assert int(read["query"]["max_results"]) <= 10
+
+
+# ---------------------------------------------------------------------------- first comment
+def test_first_comment_is_a_reply_to_the_post(client, account, emu):
+    result, _ = drive(client, make_job(client, account, media_type="text", caption="Launch day"), emu)
+    target = CommentTarget(result.platform_post_id, result.platform_post_url)
+    reply = client.post_comment(account, target, "Details: https://aurareels.com/launch")
+    assert emu.snapshot()["comments"][0]["id"] == reply and emu.tweets[reply]["in_reply_to"] == result.platform_post_id
+    assert [p["id"] for p in emu.published] == [result.platform_post_id]  # a reply is not a second post of ours
+    assert emu.tweets[result.platform_post_id]["public_metrics"]["reply_count"] == 1
+    since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    assert client.find_comment(account, target, "Details: https://aurareels.com/launch", since) == reply
+    assert client.find_comment(account, target, "another reply", since) is None
+
+
+def test_lost_reply_is_found_and_a_resend_is_recognised_as_the_same_reply(client, account, emu, sandbox):
+    result, _ = drive(client, make_job(client, account, media_type="text", caption="Launch day"), emu)
+    target = CommentTarget(result.platform_post_id)
+    sandbox.inject("twitter", kind="lost", path=r"^/2/tweets$", method="POST")
+    with pytest.raises(UnknownOutcome):
+        client.post_comment(account, target, "First!")
+    [made] = emu.snapshot()["comments"]
+    # sent again, X answers "duplicate content": the reply that is already there is the answer
+    assert client.post_comment(account, target, "First!") == made["id"]
+    assert len(emu.snapshot()["comments"]) == 1
+
+
+def test_reply_to_a_deleted_post_is_refused(client, account, emu, api):
+    result, _ = drive(client, make_job(client, account, media_type="text", caption="Launch day"), emu)
+    api.delete(f"/2/tweets/{result.platform_post_id}", headers=bearer(account))
+    with pytest.raises(Rejected) as refused:
+        client.post_comment(account, CommentTarget(result.platform_post_id), "First!")
+    assert refused.value.code == "reply_target_gone"
+
+
+def test_strict_reply_shape(account, api):
+    posted = api.post("/2/tweets", json={"text": "parent"}, headers=bearer(account)).json()["data"]["id"]
+    extra = api.post("/2/tweets", json={"text": "r", "reply": {"in_reply_to_tweet_id": posted, "x": 1}},
+                     headers=bearer(account))
+    assert extra.status_code == 400 and "$.reply.x" in extra.json()["errors"][0]["message"]
+    bad = api.post("/2/tweets", json={"text": "r", "reply": {"in_reply_to_tweet_id": "abc"}}, headers=bearer(account))
+    assert bad.status_code == 400 and "in_reply_to_tweet_id" in bad.json()["errors"][0]["message"]
+    gone = api.post("/2/tweets", json={"text": "r", "reply": {"in_reply_to_tweet_id": "1999"}}, headers=bearer(account))
+    assert gone.status_code == 403 and "deleted or not visible" in gone.json()["detail"]
+    made = api.post("/2/tweets", json={"text": "r", "reply": {"in_reply_to_tweet_id": posted}}, headers=bearer(account))
+    assert made.status_code == 201
+    read = api.get(f"/2/tweets/{made.json()['data']['id']}", headers=bearer(account),
+                   params={"tweet.fields": "referenced_tweets,conversation_id,in_reply_to_user_id"}).json()["data"]
+    assert read["referenced_tweets"] == [{"type": "replied_to", "id": posted}] and read["conversation_id"] == posted
+    assert read["in_reply_to_user_id"] == account.account_id
 
 
 # ---------------------------------------------------------------------------- errors

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from bridge.platforms.base import AccountRef, Metrics, PostContent, PublishJob, StepResult, TokenSet
+from bridge.platforms.base import AccountRef, CommentTarget, Metrics, PostContent, PublishJob, StepResult, TokenSet
 from bridge.platforms.errors import (
     RateLimited,
     Reauthorize,
@@ -23,7 +23,8 @@ from tests.platforms.conftest import CREDENTIALS, media_url
 from tests.platforms.memory import publish_in_child
 
 UPLOAD = "/upload/youtube/v3/videos"
-SCOPES = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly")
+SCOPES = ("https://www.googleapis.com/auth/youtube.upload", "https://www.googleapis.com/auth/youtube.readonly",
+          "https://www.googleapis.com/auth/youtube.force-ssl")
 REDIRECT = "https://bridge.example/wp-json/aurareels/v1/social/callback/youtube"
 
 
@@ -503,6 +504,46 @@ def test_a_public_video_gathers_views_with_the_sandbox_clock_a_private_one_none(
     assert client.fetch_metrics(account, private.platform_post_id).views == 0
 
 
+# ------------------------------------------------------------------------------ first comment
+def test_first_comment_is_a_top_level_comment_of_the_channel(client, account, emu, sandbox):
+    result = run(client, make_job(client, account, size=300_000), sandbox)
+    target = CommentTarget(result.platform_post_id, result.platform_post_url)
+    thread = client.post_comment(account, target, "Chapters: 0:00 intro, 1:20 the run")
+    [made] = emu.snapshot()["comments"]
+    assert made == {"id": thread, "object": result.platform_post_id, "author": account.account_id,
+                    "message": "Chapters: 0:00 intro, 1:20 the run"}
+    assert client.find_comment(account, target, "Chapters: 0:00 intro, 1:20 the run", None) == thread
+    assert client.find_comment(account, target, "another", None) is None
+    assert client.fetch_metrics(account, result.platform_post_id).comments == 1
+
+
+def test_first_comment_needs_the_force_ssl_scope(client, account, emu, sandbox):
+    result = run(client, make_job(client, account, size=300_000), sandbox)
+    narrow = emu.oauth.issue(CREDENTIALS["YOUTUBE_CLIENT_ID"], "creator1", list(SCOPES[:2]))["access_token"]
+    without = AccountRef(id=1, account_id=account.account_id, access_token=narrow)
+    with pytest.raises(Reauthorize) as refused:
+        client.post_comment(without, CommentTarget(result.platform_post_id), "First!")
+    assert refused.value.platform_code == "insufficientPermissions"
+    assert emu.snapshot()["comments"] == []
+
+
+def test_made_for_kids_video_takes_no_comment(client, account, emu, sandbox):
+    result = run(client, make_job(client, account, size=300_000, extra={"made_for_kids": True}), sandbox)
+    with pytest.raises(Rejected) as refused:
+        client.post_comment(account, CommentTarget(result.platform_post_id), "First!")
+    assert refused.value.code == "comments_disabled"
+
+
+def test_lost_comment_answer_is_unknown_then_found(client, account, emu, sandbox):
+    result = run(client, make_job(client, account, size=300_000), sandbox)
+    target = CommentTarget(result.platform_post_id)
+    sandbox.inject("youtube", kind="lost", path="commentThreads", method="POST")
+    with pytest.raises(UnknownOutcome):
+        client.post_comment(account, target, "First!")
+    [made] = emu.snapshot()["comments"]
+    assert client.find_comment(account, target, "First!", None) == made["id"]
+
+
 def test_quota_is_counted_by_the_bridge(client, account):
     # YouTube reports none: the bridge counts its uploads per channel and for the project
     assert client.quota(account) is None
@@ -689,6 +730,34 @@ def test_strict_session_start_needs_the_upload_length_and_a_video_type(sandbox_u
     assert other.status_code == 400
     no_token = start(sandbox_url, "", headers={"Authorization": None})
     assert no_token.status_code == 401 and reason(no_token) == "required"
+
+
+def test_strict_comment_thread_insert(client, account, emu, sandbox, sandbox_url, token):
+    video = run(client, make_job(client, account, size=300_000), sandbox).platform_post_id
+    url, headers = f"{api(sandbox_url)}/youtube/v3/commentThreads", {"Authorization": f"Bearer {token}"}
+
+    def insert(snippet, part="snippet", **kw):
+        return httpx.post(url, params={"part": part} if part else {}, headers=headers,
+                          json={"snippet": snippet}, **kw)
+
+    text = {"topLevelComment": {"snippet": {"textOriginal": "hi"}}}
+    assert reason(insert({"videoId": video, **text}, part=None)) == "required"
+    assert reason(insert({"videoId": video, **text})) == "channelOrVideoIdMissing"
+    assert reason(insert({"channelId": account.account_id, "videoId": video,
+                          "topLevelComment": {"snippet": {"textOriginal": " "}}})) == "commentTextRequired"
+    too_long = {"topLevelComment": {"snippet": {"textOriginal": "x" * 10_001}}}
+    assert reason(insert({"channelId": account.account_id, "videoId": video, **too_long})) == "commentTextTooLong"
+    assert reason(insert({"channelId": "UCsomeoneelse0000000000", "videoId": video, **text})) == "channelNotFound"
+    assert reason(insert({"channelId": account.account_id, "videoId": "missingvid1", **text})) == "videoNotFound"
+    form = httpx.post(url, params={"part": "snippet"}, headers=headers, data={"snippet": "x"})
+    assert form.status_code == 400 and reason(form) == "parseError"
+    before = emu.snapshot()["quota"]["units"]
+    made = insert({"channelId": account.account_id, "videoId": video, **text})
+    assert made.status_code == 200 and made.json()["kind"] == "youtube#commentThread"
+    assert made.json()["snippet"]["topLevelComment"]["snippet"]["authorChannelId"] == {"value": account.account_id}
+    assert emu.snapshot()["quota"]["units"] - before == 50
+    listed = httpx.get(url, params={"part": "snippet", "videoId": video, "maxResults": 5}, headers=headers)
+    assert [t["id"] for t in listed.json()["items"]] == [made.json()["id"]]
 
 
 def test_strict_token_endpoint_takes_only_forms(sandbox_url, client):

@@ -39,6 +39,13 @@ INTERFACE_ROUTES = {
 # Routes of the interface's "Second wave" section (shared/interface.md), proxied the same way.
 SECOND_WAVE_ROUTES = {
     ("POST", "/accounts/links/{link}/confirm"),
+    ("PATCH", "/posts/{id}"),
+    ("POST", "/drafts"),
+    ("POST", "/posts/{id}/publish"),
+    ("POST", "/posts/{id}/schedule"),
+    ("POST", "/validate"),
+    ("GET", "/platforms"),
+    ("GET", "/accounts/{id}/options"),
     ("GET", "/posts/{id}/analytics"),
     ("POST", "/posts/{id}/analytics/refresh"),
     ("GET", "/analytics/summary"),
